@@ -1,0 +1,59 @@
+"""Sample ids from a non-shuffling validation dataloader's own batch sampler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import DistributedSampler, SequentialSampler
+
+from lightning_ddd.capture.extract import MISSING_IDS_HINT
+
+
+def _shuffles(sampler: Any) -> bool | None:
+    """True if the sampler shuffles, False if it provably does not, None if unknown."""
+    if isinstance(sampler, SequentialSampler):
+        return False
+    if isinstance(sampler, DistributedSampler):
+        if getattr(sampler, "shuffle", True):
+            return True
+        inner = getattr(sampler.dataset, "_sampler", None)  # Lightning's DistributedSamplerWrapper
+        return False if inner is None else _shuffles(inner)
+    return None
+
+
+class SamplerIds:
+    """The dataset indices a dataloader yields, batch by batch, computed once per epoch.
+
+    Iterating a sequential or non-shuffling distributed batch sampler draws no random numbers, so this
+    does not change the run.
+
+    Args:
+        dataloader: the validation dataloader (after Lightning injected its DistributedSampler).
+        device: where the flat index tensor lives.
+
+    Raises:
+        ValueError: the loader shuffles, or its sampler is unknown, so ids cannot be known without the batch.
+    """
+
+    def __init__(self, dataloader: Any, device: torch.device) -> None:
+        batch_sampler = getattr(dataloader, "batch_sampler", None)
+        sampler = getattr(dataloader, "sampler", None)
+        inner = getattr(batch_sampler, "sampler", sampler)
+        shuffles = _shuffles(inner)
+        if batch_sampler is None or shuffles is not False:
+            why = ("it has no batch sampler" if batch_sampler is None else
+                   "its sampler shuffles" if shuffles else f"its sampler {type(inner).__name__} may shuffle")
+            raise ValueError(f"Cannot tell the sample ids of this validation dataloader: {why}. {MISSING_IDS_HINT}")
+        batches = [list(b) for b in batch_sampler]
+        self.offsets = [0]
+        for b in batches:
+            self.offsets.append(self.offsets[-1] + len(b))
+        flat = [i for b in batches for i in b]
+        self.indices = torch.tensor(flat, dtype=torch.int64).to(device)
+
+    def batch(self, batch_idx: int) -> torch.Tensor:
+        """Return the ids of batch ``batch_idx`` (a device tensor slice; no synchronisation)."""
+        if batch_idx + 1 >= len(self.offsets):
+            raise IndexError(f"Batch {batch_idx} is beyond the {len(self.offsets) - 1} batches of the sampler.")
+        return self.indices[self.offsets[batch_idx]: self.offsets[batch_idx + 1]]

@@ -1,0 +1,115 @@
+"""sklearn's bundled handwritten digits (1,797 real 8x8 images) as a LightningDataModule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+
+def load_digits_arrays(seed: int = 0, val_fraction: float = 0.45) -> tuple[np.ndarray, ...]:
+    """Load the digits and split them into train and validation sets by a seeded permutation.
+
+    Args:
+        seed: split seed (fixed across the runs of one experiment).
+        val_fraction: share of images in the validation set.
+
+    Returns:
+        ``x_train, y_train, x_val, y_val`` with images as float32 (n, 1, 8, 8) scaled to [0, 1].
+    """
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = (data.images.astype(np.float32) / 16.0)[:, None]
+    y = data.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(y))
+    n_val = int(round(len(y) * val_fraction))
+    val, train = order[:n_val], order[n_val:]
+    return x[train], y[train], x[val], y[val]
+
+
+class SeededEpochSampler(torch.utils.data.Sampler[int]):
+    """Shuffles with a permutation that is a function of (seed, epoch) only, so runs resume exactly.
+
+    Args:
+        size: dataset length.
+        seed: data-order seed.
+        subset: optional indices to draw from (half-data conditions).
+    """
+
+    def __init__(self, size: int, seed: int, subset: np.ndarray | None = None) -> None:
+        self.size = size
+        self.seed = seed
+        self.subset = np.arange(size) if subset is None else np.asarray(subset)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at each epoch start."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.subset)
+
+    def __iter__(self):  # noqa: ANN204
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        perm = torch.randperm(len(self.subset), generator=g).numpy()
+        return iter(self.subset[perm].tolist())
+
+
+class DigitsDataModule(pl.LightningDataModule):
+    """sklearn digits, split once by ``split_seed``; training order a function of ``order_seed`` and epoch.
+
+    Args:
+        batch_size: training batch size.
+        order_seed: data-order seed.
+        split_seed: train/validation split seed (keep it fixed across runs compared together).
+        subset: ``"all"``, ``"half_a"`` or ``"half_b"`` (two disjoint halves of the training set).
+        val_batch_size: validation batch size.
+        label_noise: fraction of training labels replaced by a random other class (fixed by split_seed),
+            which keeps accuracy below the ceiling like ImageNet's models.
+        with_index: wrap the datasets so batches carry sample ids (x, y, index).
+    """
+
+    def __init__(self, batch_size: int = 32, order_seed: int = 0, split_seed: int = 0, subset: str = "all",
+                 val_batch_size: int = 256, label_noise: float = 0.0, with_index: bool = False) -> None:
+        super().__init__()
+        if subset not in ("all", "half_a", "half_b"):
+            raise ValueError(f"subset must be 'all', 'half_a' or 'half_b', got {subset!r}.")
+        self.batch_size = batch_size
+        self.order_seed = order_seed
+        self.split_seed = split_seed
+        self.subset = subset
+        self.val_batch_size = val_batch_size
+        self.label_noise = label_noise
+        self.with_index = with_index
+        self.num_classes = 10
+
+    def setup(self, stage: str | None = None) -> None:
+        x_tr, y_tr, x_val, y_val = load_digits_arrays(self.split_seed)
+        if self.label_noise:
+            rng = np.random.default_rng(self.split_seed + 1)
+            flip = rng.random(len(y_tr)) < self.label_noise
+            y_tr = y_tr.copy()
+            y_tr[flip] = (y_tr[flip] + rng.integers(1, 10, flip.sum())) % 10
+        self.train_set: Dataset = TensorDataset(torch.from_numpy(x_tr), torch.from_numpy(y_tr))
+        self.val_set: Dataset = TensorDataset(torch.from_numpy(x_val), torch.from_numpy(y_val))
+        if self.with_index:
+            from lightning_ddd.with_index import WithIndex
+
+            self.train_set, self.val_set = WithIndex(self.train_set), WithIndex(self.val_set)
+        half = np.random.default_rng(self.split_seed + 2).permutation(len(y_tr))
+        cut = len(half) // 2
+        self.train_indices = {"all": None, "half_a": np.sort(half[:cut]), "half_b": np.sort(half[cut:])}[self.subset]
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = SeededEpochSampler(len(self.train_set), self.order_seed, self.train_indices)
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.val_batch_size, shuffle=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"order_seed": self.order_seed}

@@ -1,0 +1,1 @@
+"""The recorder callback (imports torch; the ``lightning`` flavour is loaded lazily by the package)."""

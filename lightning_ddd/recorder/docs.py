@@ -1,0 +1,47 @@
+"""The shared docstring of both ``DecisionRecorder`` classes."""
+
+RECORDER_DOC = """Record every validation sample's decision at every validation run into an HDF5 store.
+
+One row per validation run and split, keyed by global step: correctness, predicted class, per-sample
+cross-entropy loss and margin (target logit minus the largest other logit), with an ``evaluated`` mask. The
+untrained network is recorded as the first row ("before training", epoch 0) when the sanity check is
+complete (``Trainer(num_sanity_val_steps=-1)``) or through :func:`lightning_ddd.validate_before_fit`.
+Nothing leaves the device during the epoch; one gather per split runs at epoch end, and only global
+rank 0 writes the file. The state goes into checkpoints, so a resumed run continues its store.
+
+Args:
+    dirpath: folder of the stores; one file ``<run_name>.h5`` per run.
+    run_name: file name of the store; default: the first logger's ``<name>_version_<v>``, else a time stamp.
+    splits: names of the validation dataloaders' splits; default ``"val"`` or ``"val_<i>"``.
+    module: name of the submodule whose output are the logits (default: the LightningModule itself).
+    record_loss: store per-sample cross-entropy (true-class probability is ``exp(-loss)``).
+    record_margin: store per-sample margins (for AUM).
+    precision: ``"float32"`` or ``"float16"`` for loss and margin (float16 keeps about 3 significant
+        digits, relative error at most 2**-11; values beyond 65504 become inf).
+    log_summaries: log live scalars through ``LightningModule.log`` at each validation epoch end.
+    log_prefix: prefix of the logged keys.
+    burn_in: rows ignored by the live categories (default 1: the before-training row).
+    flip_threshold: forgetting events that make a sample "flip-flopping".
+    overwrite: replace an existing store of the same name instead of refusing to start.
+    locking: HDF5 file locking of the writer: ``"best-effort"`` (default; works on filesystems without
+        locks), ``True`` or ``False``.
+
+Logged metrics (per split, identical on every rank):
+    ``<prefix>/<split>/accuracy``, ``always_learned``, ``never_learned``, ``flip_flopping`` (fractions so
+    far), ``learned``, ``forgotten`` (since the previous row), ``kappa_prev`` (error consistency with the
+    previous row), ``pred_changes`` (predicted-class changes since the previous row).
+
+Raises:
+    ValueError: bad configuration, batches without targets, logits of an unexpected shape, ids out of
+        range or ambiguous, targets out of range.
+    FileExistsError: a store of that name exists and the run is not resumed.
+    StoreLockedError: another recorder writes the same store.
+
+Example::
+
+    from lightning.pytorch import Trainer
+    from lightning_ddd import DecisionRecorder
+
+    trainer = Trainer(callbacks=[DecisionRecorder("ddd/")], num_sanity_val_steps=-1, max_epochs=90)
+    trainer.fit(model, datamodule)   # -> ddd/<run>.h5
+"""

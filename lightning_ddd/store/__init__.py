@@ -1,0 +1,12 @@
+"""The decision store: an append-only HDF5 file per run (knows nothing of Lightning or torch)."""
+
+from lightning_ddd.store.errors import StoreError, StoreFormatError, StoreLockedError, StoreMismatchError
+from lightning_ddd.store.format import FORMAT_VERSION, RowFlag
+from lightning_ddd.store.reader import DecisionStore, SplitInfo, open_store
+from lightning_ddd.store.row import Row
+from lightning_ddd.store.writer import StoreWriter
+
+__all__ = [
+    "FORMAT_VERSION", "DecisionStore", "Row", "RowFlag", "SplitInfo", "StoreError", "StoreFormatError",
+    "StoreLockedError", "StoreMismatchError", "StoreWriter", "open_store",
+]

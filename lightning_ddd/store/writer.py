@@ -1,0 +1,401 @@
+"""Append-only, crash-safe writer of a decision store.
+
+Each row is appended by opening the file, resizing every dataset of its split by one row, writing the data,
+flushing, and only then setting the row's ``committed`` marker and flushing again; the file is closed (and
+fsynced) after every row, so readers can open it between epochs. Rows without the marker are invisible to
+readers and are dropped by the next writer that opens the file. When the file cannot be opened (another
+process holds it, for example a plain ``h5py.File(path, "r")``), the row is written to a durable side file
+(written, fsynced, renamed) next to the store and appended at the next chance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from lightning_ddd.store import format as fmt
+from lightning_ddd.store.errors import StoreFormatError, StoreMismatchError
+from lightning_ddd.store.row import Row
+
+_FILL = {"evaluated": False, "correct": False, "pred": -1, "loss": np.nan, "margin": np.nan, "presentations": 0}
+
+
+def pending_dir(path: str | os.PathLike) -> Path:
+    """Return the folder that holds rows waiting to be appended to the store at ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + ".pending")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class StoreWriter:
+    """Writes rows into one HDF5 decision store.
+
+    The writer keeps no file open between calls, so it can be pickled (``ddp_spawn``) and never blocks
+    readers for longer than one append.
+
+    Args:
+        path: the ``.h5`` file.
+        run_name: human-readable run name, stored as a root attribute.
+        run_id: unique id of the run, stored as a root attribute; stays the same across resumes.
+        metadata: JSON-serialisable run metadata (hyperparameters, versions, ...).
+        float_dtype: ``"float32"`` (default) or ``"float16"`` for loss and margin.
+        locking: HDF5 file locking for the writer: ``"best-effort"`` (default; locks where the filesystem
+            supports it, works where it does not), ``True`` or ``False``.
+
+    Example::
+
+        writer = StoreWriter("ddd/run.h5", run_name="run", run_id="abc")
+        writer.open()
+        writer.append(row)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        run_name: str,
+        run_id: str,
+        metadata: dict[str, Any] | None = None,
+        float_dtype: str = "float32",
+        locking: bool | str = "best-effort",
+    ) -> None:
+        if float_dtype not in ("float32", "float16"):
+            raise ValueError(f"float_dtype must be 'float32' or 'float16', got {float_dtype!r}.")
+        self.path = Path(path)
+        self.run_name = run_name
+        self.run_id = run_id
+        self.metadata = dict(metadata or {})
+        self.float_dtype = float_dtype
+        self.locking = locking
+        self._pending_seq = 0
+
+    # ------------------------------------------------------------------ opening
+    def _file(self, mode: str) -> h5py.File:
+        return h5py.File(self.path, mode, locking=self.locking)
+
+    def open(self) -> dict[str, int]:
+        """Create the store, or check an existing one and drop its uncommitted rows; replay side files.
+
+        Returns:
+            The number of committed rows per split.
+
+        Raises:
+            StoreFormatError: the file exists but is not a decision store, or has a newer format version.
+            PermissionError: the folder cannot be written.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.path.parent, os.W_OK):
+            raise PermissionError(
+                f"Cannot write the decision store in {str(self.path.parent)!r}: the folder is not writable. "
+                "Pass a writable directory to DecisionRecorder(dirpath=...)."
+            )
+        if self.path.exists():
+            with self._file("a") as f:
+                self._check_format(f)
+                counts = {}
+                for split, group in f[fmt.SPLITS_GROUP].items():
+                    counts[split] = self._drop_uncommitted(group)
+                f.flush()
+        else:
+            with self._file("w-") as f:
+                f.attrs["format"] = fmt.FORMAT_NAME
+                f.attrs["format_version"] = fmt.FORMAT_VERSION
+                f.attrs["run_name"] = self.run_name
+                f.attrs["run_id"] = self.run_id
+                f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                f.attrs["metadata"] = json.dumps(self.metadata, default=str, sort_keys=True)
+                f.create_group(fmt.SPLITS_GROUP)
+            counts = {}
+            _fsync_file(self.path)
+        self.replay_pending()
+        return counts
+
+    def _check_format(self, f: h5py.File) -> None:
+        if f.attrs.get("format") != fmt.FORMAT_NAME or fmt.SPLITS_GROUP not in f:
+            raise StoreFormatError(
+                f"{str(self.path)!r} exists but is not a lightning-ddd decision store. "
+                "Choose another run name or directory, or move the file away."
+            )
+        version = int(f.attrs.get("format_version", 0))
+        if version > fmt.FORMAT_VERSION:
+            raise StoreFormatError(
+                f"{str(self.path)!r} has store format version {version}, newer than this lightning-ddd "
+                f"supports ({fmt.FORMAT_VERSION}). Upgrade lightning-ddd."
+            )
+
+    @staticmethod
+    def _drop_uncommitted(group: h5py.Group) -> int:
+        committed = group["committed"][()]
+        good = np.flatnonzero(committed == 1)
+        keep = int(good[-1]) + 1 if good.size else 0
+        # committed rows always form a prefix: the writer drops the tail before appending
+        if keep != committed.shape[0]:
+            StoreWriter._resize(group, keep)
+        return keep
+
+    @staticmethod
+    def _resize(group: h5py.Group, n_rows: int) -> None:
+        for name, ds in group.items():
+            if isinstance(ds, h5py.Dataset) and ds.maxshape and ds.maxshape[0] is None:
+                ds.resize(n_rows, axis=0)
+
+    # ------------------------------------------------------------------ reading back
+    def committed_rows(self) -> dict[str, int]:
+        """Return the number of committed rows per split."""
+        with self._file("r") as f:
+            return {s: int(np.sum(g["committed"][()] == 1)) for s, g in f[fmt.SPLITS_GROUP].items()}
+
+    def last_step(self, split: str) -> int | None:
+        """Return the global step of the last committed row of ``split``, or None."""
+        with self._file("r") as f:
+            group = f[fmt.SPLITS_GROUP].get(split)
+            if group is None:
+                return None
+            committed = group["committed"][()]
+            good = np.flatnonzero(committed == 1)
+            return int(group["global_step"][good[-1]]) if good.size else None
+
+    def truncate(self, split: str, n_rows: int) -> int:
+        """Drop every row of ``split`` after the first ``n_rows``.
+
+        Returns:
+            The number of rows dropped.
+        """
+        with self._file("a") as f:
+            group = f[fmt.SPLITS_GROUP].get(split)
+            if group is None:
+                return 0
+            current = group["committed"].shape[0]
+            if current <= n_rows:
+                return 0
+            self._resize(group, n_rows)
+            f.flush()
+        _fsync_file(self.path)
+        return current - n_rows
+
+    # ------------------------------------------------------------------ appending
+    def append(self, row: Row) -> bool:
+        """Append one row, committing it only after its data is flushed.
+
+        When the file cannot be opened (another process holds it), the row is saved to a durable side
+        file and appended at the next call, with a warning.
+
+        Returns:
+            True if the row is in the store, False if it waits in a side file.
+
+        Raises:
+            StoreMismatchError: the row belongs to another dataset, or its step does not advance.
+        """
+        self._validate(row)
+        if not self.replay_pending(quiet=True):
+            self._save_pending(row)
+            return False
+        try:
+            with self._file("a") as f:
+                self._append_open(f, row)
+        except (BlockingIOError, OSError) as err:
+            if isinstance(err, StoreMismatchError) or not self._is_busy(err):
+                raise
+            self._save_pending(row)
+            warnings.warn(
+                f"Could not open {str(self.path)!r} to append row at step {row.global_step} ({err}); "
+                f"it is saved in {str(pending_dir(self.path))!r} and will be appended at the next chance. "
+                "Readers should use DecisionStore or `lightning-ddd info`, which never hold the file.",
+                stacklevel=2,
+            )
+            return False
+        _fsync_file(self.path)
+        return True
+
+    @staticmethod
+    def _is_busy(err: BaseException) -> bool:
+        text = str(err).lower()
+        return isinstance(err, BlockingIOError) or "lock" in text or "temporarily unavailable" in text
+
+    def _validate(self, row: Row) -> None:
+        n = row.num_samples
+        for name, value in row.sample_fields().items():
+            if value.shape != (n,):
+                raise ValueError(f"Row field {name!r} has shape {value.shape}, expected ({n},).")
+        if row.targets.shape != (n,):
+            raise ValueError(f"Row targets have shape {row.targets.shape}, expected ({n},).")
+
+    def _split_group(self, f: h5py.File, row: Row) -> h5py.Group:
+        splits = f[fmt.SPLITS_GROUP]
+        if row.split in splits:
+            return splits[row.split]
+        n = row.num_samples
+        group = splits.create_group(row.split)
+        group.attrs["num_samples"] = n
+        group.attrs["num_classes"] = row.num_classes
+        group.attrs["kind"] = "train" if row.flags & fmt.RowFlag.TRAIN_PRESENTATIONS else "validation"
+        group.attrs["fields"] = json.dumps(sorted(row.sample_fields()))
+        group.create_dataset("ids", data=np.arange(n, dtype=np.int64))
+        group.create_dataset("targets", data=np.full(n, -1, dtype=np.int64))
+        row_dtypes = {"global_step": "int64", "epoch": "float64", "flags": "uint8",
+                      "wall_time": "float64", "committed": "uint8"}
+        for name, dtype in row_dtypes.items():
+            group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
+        dtypes = {"evaluated": "bool", "correct": "bool", "pred": fmt.pred_dtype(row.num_classes),
+                  "loss": self.float_dtype, "margin": self.float_dtype, "presentations": "uint8"}
+        chunk = (1, min(n, fmt.CHUNK_SAMPLES))
+        for name in row.sample_fields():
+            group.create_dataset(
+                name, shape=(0, n), maxshape=(None, n), dtype=dtypes[name], chunks=chunk,
+                compression=fmt.COMPRESSION, compression_opts=fmt.COMPRESSION_LEVEL,
+                shuffle=name in ("loss", "margin"), fillvalue=_FILL[name],
+            )
+        return group
+
+    def _append_open(self, f: h5py.File, row: Row) -> None:
+        self._check_format(f)
+        group = self._split_group(f, row)
+        n = int(group.attrs["num_samples"])
+        if row.num_samples != n:
+            raise StoreMismatchError(
+                f"Split {row.split!r} of {str(self.path)!r} holds {n} samples, but this row has "
+                f"{row.num_samples}: the store belongs to another dataset. Use another run name or directory."
+            )
+        fields = set(json.loads(group.attrs["fields"]))
+        if set(row.sample_fields()) != fields:
+            raise StoreMismatchError(
+                f"Split {row.split!r} of {str(self.path)!r} records fields {sorted(fields)}, but this row has "
+                f"{sorted(row.sample_fields())}. Keep the recorder's options the same within a run."
+            )
+        r = self._drop_uncommitted(group)
+        if r:
+            last = int(group["global_step"][r - 1])
+            if row.global_step <= last:
+                raise StoreMismatchError(
+                    f"Row of split {row.split!r} at global step {row.global_step} does not come after the "
+                    f"last committed row (step {last}) of {str(self.path)!r}."
+                )
+        self._merge_targets(group, row)
+        self._resize(group, r + 1)
+        ev = row.evaluated.astype(bool)
+        for name, value in row.sample_fields().items():
+            ds = group[name]
+            if name != "evaluated":
+                value = np.where(ev, value, _FILL[name])
+            ds[r] = np.asarray(value).astype(ds.dtype, copy=False)
+        group["global_step"][r] = row.global_step
+        group["epoch"][r] = row.epoch
+        group["flags"][r] = int(row.flags)
+        group["wall_time"][r] = row.wall_time or time.time()
+        f.flush()
+        group["committed"][r] = 1
+        f.flush()
+
+    def _merge_targets(self, group: h5py.Group, row: Row) -> None:
+        stored = group["targets"][()]
+        ev = row.evaluated.astype(bool)
+        new = np.asarray(row.targets, dtype=np.int64)
+        clash = ev & (stored >= 0) & (stored != new)
+        if clash.any():
+            ids = np.flatnonzero(clash)
+            raise StoreMismatchError(
+                f"Targets of split {row.split!r} differ from those already in {str(self.path)!r} for "
+                f"{ids.size} samples (ids {ids[:10].tolist()}{'...' if ids.size > 10 else ''}): the store "
+                "belongs to another dataset or the dataset order changed. Use another run name or directory."
+            )
+        fresh = ev & (stored < 0)
+        if fresh.any():
+            stored[fresh] = new[fresh]
+            group["targets"][...] = stored
+
+    # ------------------------------------------------------------------ side files
+    def _save_pending(self, row: Row) -> Path:
+        folder = pending_dir(self.path)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._pending_seq += 1
+        name = f"{row.global_step:015d}-{time.time_ns()}-{row.split}.npz"
+        tmp = folder / (name + ".tmp")
+        arrays = {k: v for k, v in row.sample_fields().items()}
+        arrays["targets"] = row.targets
+        meta = {"split": row.split, "global_step": row.global_step, "epoch": row.epoch,
+                "flags": int(row.flags), "num_classes": row.num_classes, "wall_time": row.wall_time}
+        with open(tmp, "wb") as fh:
+            np.savez(fh, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        final = folder / name
+        os.replace(tmp, final)
+        _fsync_dir(folder)
+        return final
+
+    @staticmethod
+    def _load_pending(path: Path) -> Row:
+        with np.load(path) as data:
+            meta = json.loads(data["__meta__"].tobytes().decode())
+            arrays = {k: data[k] for k in data.files if k != "__meta__"}
+        return Row(
+            split=meta["split"], global_step=int(meta["global_step"]), epoch=float(meta["epoch"]),
+            flags=fmt.RowFlag(meta["flags"]), num_classes=int(meta["num_classes"]),
+            wall_time=float(meta["wall_time"]), **arrays,
+        )
+
+    def pending_files(self) -> list[Path]:
+        """Return the side files waiting to be appended, oldest step first."""
+        folder = pending_dir(self.path)
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if p.suffix == ".npz")
+
+    def replay_pending(self, quiet: bool = False) -> bool:
+        """Append rows saved in side files.
+
+        Args:
+            quiet: do not warn when the store is still busy.
+
+        Returns:
+            True when no side file is left.
+        """
+        files = self.pending_files()
+        if not files:
+            return True
+        try:
+            with self._file("a") as f:
+                for path in files:
+                    row = self._load_pending(path)
+                    group = f[fmt.SPLITS_GROUP].get(row.split)
+                    if group is not None:
+                        r = self._drop_uncommitted(group)
+                        if r and int(group["global_step"][r - 1]) == row.global_step:
+                            path.unlink()  # appended before a crash that kept the side file
+                            continue
+                    self._append_open(f, row)
+                    f.flush()
+                    path.unlink()
+        except (BlockingIOError, OSError) as err:
+            if isinstance(err, StoreMismatchError) or not self._is_busy(err):
+                raise
+            if not quiet:
+                warnings.warn(f"{len(files)} rows still wait to be appended to {str(self.path)!r}.", stacklevel=2)
+            return False
+        _fsync_file(self.path)
+        folder = pending_dir(self.path)
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        return True
