@@ -207,8 +207,7 @@ class DecisionRecorderCore:
         return list(loaders) if isinstance(loaders, (list, tuple)) else [loaders]
 
     def _num_val_batches(self, trainer: Any) -> list[float]:
-        loop = trainer.validate_loop if self._fn(trainer) == "validate" else trainer.fit_loop.epoch_loop.val_loop
-        return list(loop.max_batches)
+        return list(trainer.num_val_batches)  # the full validation run, never the sanity-limited one
 
     def _sanity_complete(self, trainer: Any) -> bool:
         wanted = trainer.num_sanity_val_steps
@@ -369,15 +368,17 @@ class DecisionRecorderCore:
             self._lock.release()
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
-        """Resolve the store (after any checkpoint state was loaded) and say whether epoch 0 is recorded."""
+        """Resolve the store (after any checkpoint state was loaded)."""
         self._resolve_store(trainer, pl_module)
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        """Warn when training starts without the before-training row (epoch 0)."""
         if not self._restored and not any(self._rows.values()) and trainer.enable_validation:
-            if not trainer.num_sanity_val_steps or not self._sanity_complete(trainer):
-                self._pl.utilities.rank_zero_warn(
-                    "DecisionRecorder: the untrained network (epoch 0) will not be recorded. Set "
-                    "Trainer(num_sanity_val_steps=-1), or call lightning_ddd.validate_before_fit(trainer, model, "
-                    "datamodule) before fit; both leave training unchanged."
-                )
+            self._pl.utilities.rank_zero_warn(
+                "DecisionRecorder: the untrained network (epoch 0) was not recorded. Set "
+                "Trainer(num_sanity_val_steps=-1), or call lightning_ddd.validate_before_fit(trainer, model, "
+                "datamodule) before fit; both leave training unchanged."
+            )
 
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
         """Resolve the store for ``trainer.validate()`` runs."""
