@@ -166,3 +166,27 @@ def assert_store_matches(store_path: Any, ref: ReferenceEval, split: str = "val"
         got = s.read(split, name)
         for r, want in enumerate(refs):
             np.testing.assert_allclose(got[r], want[name], atol=atol, rtol=1e-5, err_msg=f"{name} row {r}")
+
+
+class FileReference(pl.Callback):
+    """Like ReferenceEval, but rank 0 saves each row to ``folder/<i>.npz`` (for DDP children)."""
+
+    def __init__(self, folder: Any, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.folder, self.x, self.y, self.count = str(folder), x, y, 0
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            with torch.no_grad():
+                logits = pl_module(self.x.to(pl_module.device))
+            np.savez(f"{self.folder}/{self.count}.npz",
+                     **reference_decisions(logits.float().cpu().numpy(), self.y.numpy()))
+        self.count += 1
+
+
+def load_file_reference(folder: Any) -> ReferenceEval:
+    from pathlib import Path
+
+    ref = ReferenceEval(torch.zeros(0), torch.zeros(0))
+    files = sorted(Path(folder).glob("*.npz"), key=lambda p: int(p.stem))
+    ref.rows = [dict(np.load(p)) for p in files]
+    return ref
