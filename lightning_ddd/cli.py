@@ -1,0 +1,233 @@
+"""The ``lightning-ddd`` command line: ``info``, ``report``, ``export`` and ``demo``.
+
+``info``, ``report`` and ``export`` import neither torch nor Lightning, so they start fast and work on the
+store of a run that is still training. User errors print one line with a hint and exit with code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit code 1."""
+
+
+def _progress(quiet: bool):  # noqa: ANN202
+    def say(msg: str) -> None:
+        if not quiet:
+            print(f"[lightning-ddd] {msg}", file=sys.stderr, flush=True)
+
+    return say
+
+
+# ---------------------------------------------------------------------------------------------- info
+def cmd_info(a: argparse.Namespace) -> int:
+    from lightning_ddd.analysis import find_stores
+    from lightning_ddd.store import open_store
+
+    out = []
+    for path in find_stores(a.stores):
+        out.append(open_store(path).describe())
+    if a.json:
+        print(json.dumps(out, indent=1, default=str))
+        return 0
+    for d in out:
+        print(f"{d['path']}: run {d['run_name']!r} (id {d['run_id']}), format version {d['format_version']}, "
+              f"created {d['created']}")
+        for name, s in d["splits"].items():
+            epochs = s["epochs"]
+            span = f"epochs {epochs[0]:g}..{epochs[-1]:g}" if epochs else "no rows yet"
+            print(f"  split {name!r} ({s['kind']}): {s['num_rows']} rows ({span}), {s['num_samples']} samples, "
+                  f"{s['num_classes']} classes, fields {', '.join(s['fields'])}")
+        meta = d["metadata"]
+        print(f"  model {meta.get('model_class')}, seed {meta.get('seed')}, world size {meta.get('world_size')}, "
+              f"started {meta.get('start_time')}")
+        if meta.get("hparams"):
+            print(f"  hparams {json.dumps(meta['hparams'], default=str)}")
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- report
+def _options(a: argparse.Namespace) -> Any:
+    import numpy as np
+
+    from lightning_ddd.report.build import ReportOptions
+
+    conditions: Any = None
+    if a.conditions == "auto":
+        conditions = "auto"
+    elif a.conditions:
+        path = Path(a.conditions)
+        if not path.exists():
+            raise UserError(f"conditions file {a.conditions!r} does not exist (a JSON object run name -> condition, "
+                            "or 'auto').")
+        conditions = json.loads(path.read_text())
+    label_errors = None
+    if a.label_errors:
+        try:
+            label_errors = np.load(a.label_errors).reshape(-1).astype(bool)
+        except (OSError, ValueError) as err:
+            raise UserError(f"cannot read the label-error mask {a.label_errors!r} ({err}); give a .npy 0/1 array.")
+    return ReportOptions(split=a.split, row=a.row, epoch=a.epoch, tolerance=a.tolerance, base=a.base,
+                         conditions=conditions, label_errors=label_errors,
+                         exclude_label_errors=a.exclude_label_errors, reference=a.reference,
+                         n_boot=a.bootstrap, per_run_limit=a.per_run_limit, seed=a.seed,
+                         progress=_progress(a.quiet or a.json))
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from lightning_ddd.report.build import build_report
+
+    summary = build_report(a.stores, a.out, _options(a))
+    if a.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        d = summary.get("difficulty")
+        print(f"report: {Path(a.out) / 'index.html'}")
+        if d:
+            f = d["fractions"]
+            print(f"{summary['n_runs']} runs: trivial {100 * f['trivial']:.1f} %, in-between "
+                  f"{100 * f['in_between']:.1f} %, impossible {100 * f['impossible']:.1f} % (t = {summary['tolerance']})")
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- export
+def cmd_export(a: argparse.Namespace) -> int:
+    from lightning_ddd.analysis import (
+        count_correct,
+        load_runs,
+        load_trajectory,
+        runs_at_row,
+        summarize_difficulty,
+        summarize_dynamics,
+    )
+    from lightning_ddd.report.table import per_sample_table, write_table
+
+    say = _progress(a.quiet or a.json)
+    runs = load_runs(a.stores, a.split, fields=())
+    names = [r.name for r in runs]
+    base = a.base or names[0]
+    if base not in names:
+        raise UserError(f"base run {base!r} is not among {names}; pass --base with one of them.")
+    say(f"exporting {len(runs)} runs (per-sample columns of {base!r})")
+    full = load_trajectory(runs[names.index(base)].path, a.split)
+    d = summarize_dynamics(full.correct, full.evaluated, pred=full.pred, prob=full.prob, margin=full.margin)
+    m = runs_at_row(runs, row=a.row)
+    k = count_correct(m.correct, m.evaluated)
+    labels = None
+    if len(runs) >= 2 * a.tolerance + 3:
+        labels = summarize_difficulty(k, len(runs), tolerance=a.tolerance).labels
+    table = per_sample_table(full.ids, full.targets, d, full.epochs, k, labels)
+    out = Path(a.out) if a.out else Path(f"ddd_samples.{a.format}")
+    write_table(table, out, a.format)
+    if a.json:
+        print(json.dumps({"path": str(out), "rows": int(full.ids.size), "runs": names, "base": base,
+                          "columns": list(table)}))
+    else:
+        print(f"wrote {full.ids.size} samples to {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- demo
+def cmd_demo(a: argparse.Namespace) -> int:
+    from lightning_ddd.demo.experiment import run_demo
+
+    result = run_demo(a.out, epochs=a.epochs, quick=a.quick, seed=a.seed, progress=_progress(a.quiet),
+                      report=not a.no_report)
+    if a.json:
+        print(json.dumps(result, indent=1, default=str))
+    else:
+        print(result["text"])
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- parsing
+def _add_analysis_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", default="val", help="split to analyse (default: val)")
+    p.add_argument("--row", type=int, default=None,
+                   help="row position for cross-run comparisons, negative from the end (default: each run's last)")
+    p.add_argument("--tolerance", type=int, default=0,
+                   help="t: trivial k >= M - t, impossible k <= t; 0 strict (default), 1 'all but one'")
+    p.add_argument("--base", default=None, help="base run name (default: the first run)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``lightning-ddd``."""
+    parser = argparse.ArgumentParser(
+        prog="lightning-ddd",
+        description="Per-sample decision dynamics and dichotomous data difficulty from lightning-ddd stores.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="describe stores: runs, splits, rows, samples, fields, metadata")
+    p.add_argument("stores", nargs="+", help="store files, directories or glob patterns")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("report", help="figures, summary.json, per-sample table and index.html for one or many runs")
+    p.add_argument("stores", nargs="+", help="store files, directories or glob patterns")
+    p.add_argument("--out", required=True, help="report folder (written atomically)")
+    _add_analysis_options(p)
+    p.add_argument("--epoch", type=float, default=None, help="compare runs at this epoch instead of a row")
+    p.add_argument("--conditions", default=None,
+                   help="JSON file mapping run name -> condition, or 'auto' (run name without a trailing -N/_N)")
+    p.add_argument("--label-errors", default=None, help=".npy 0/1 mask of known label errors (N,)")
+    p.add_argument("--exclude-label-errors", action="store_true", help="drop label errors from cross-run statistics")
+    p.add_argument("--reference", nargs="+", default=None,
+                   help="stores whose k defines trivial / impossible (default: the runs themselves)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for intervals (default 1000)")
+    p.add_argument("--per-run-limit", type=int, default=3, help="runs (base first) with per-run figures (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("export", help="one row per sample: category, first-learned, forgetting, data map, AUM, k")
+    p.add_argument("stores", nargs="+", help="store files, directories or glob patterns")
+    p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="output format (default csv)")
+    p.add_argument("--out", default=None, help="output file (default ddd_samples.<format>)")
+    _add_analysis_options(p)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("demo", help="train the paper's condition grid on sklearn's digits (CPU) and report")
+    p.add_argument("--out", default="ddd-demo", help="output folder (default ddd-demo)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs of the base condition")
+    p.add_argument("--seed", type=int, default=0, help="experiment seed")
+    p.add_argument("--quick", action="store_true", help="a reduced grid for a fast check")
+    p.add_argument("--no-report", action="store_true", help="train and record only")
+    p.add_argument("--json", action="store_true", help="print machine-readable results")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from lightning_ddd.store.errors import StoreError
+
+    try:
+        return int(args.func(args))
+    except UserError as err:
+        msg = str(err)
+    except FileNotFoundError as err:
+        msg = f"{err.args[0] if err.args else err} Check the path (files, directories and globs are accepted)."
+    except StoreError as err:
+        msg = str(err)
+    except ModuleNotFoundError as err:
+        msg = f"{err} (a missing optional dependency; see the README's install line)"
+    except (ValueError, KeyError, OSError) as err:
+        msg = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    print(f"lightning-ddd: error: {msg}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

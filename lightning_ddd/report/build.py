@@ -1,0 +1,335 @@
+"""Build the report folder: ``index.html``, ``summary.json``, ``samples.csv`` and ``figures/``.
+
+The folder is written under a temporary name beside the target and renamed only when complete, so a failed
+run never leaves a half-written report that looks finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lightning_ddd.analysis import (
+    align_rows,
+    check_tolerance,
+    compare_to_binomial,
+    condition_consistency,
+    consistency_to_base,
+    count_correct,
+    label_error_shares,
+    load_runs,
+    load_trajectory,
+    pairwise_consistency,
+    runs_at_row,
+    summarize_difficulty,
+    summarize_dynamics,
+)
+from lightning_ddd.analysis.difficulty import Difficulty
+from lightning_ddd.analysis.loading import Trajectory
+
+MAX_SVG_BYTES = 2 * 1024 * 1024
+
+
+@dataclasses.dataclass
+class ReportOptions:
+    """What the report analyses.
+
+    Attributes:
+        split: split name.
+        row: row position for cross-run comparisons (default: each run's last row).
+        epoch: epoch for cross-run comparisons (instead of ``row``).
+        tolerance: t for trivial / impossible (0 strict, 1 "all but one").
+        base: base run name (default: the first run).
+        conditions: run name -> condition; ``"auto"`` strips a trailing ``-<n>``/``_<n>``; None: one per run.
+        label_errors: optional (N,) label-error mask.
+        exclude_label_errors: drop label errors from every cross-run statistic.
+        reference: stores whose k defines trivial / impossible (default: the runs themselves).
+        n_boot: bootstrap resamples for intervals.
+        per_run_limit: runs (the base first) that get per-run figures.
+        seed: bootstrap seed.
+        progress: called with progress messages.
+    """
+
+    split: str = "val"
+    row: int | None = None
+    epoch: float | None = None
+    tolerance: int = 0
+    base: str | None = None
+    conditions: dict[str, str] | str | None = None
+    label_errors: np.ndarray | None = None
+    exclude_label_errors: bool = False
+    reference: Sequence[str] | None = None
+    n_boot: int = 1000
+    per_run_limit: int = 3
+    seed: int = 0
+    progress: Callable[[str], None] = lambda msg: None
+
+
+def auto_conditions(names: Sequence[str]) -> dict[str, str]:
+    """Condition of each run: its name without a trailing ``-<digits>`` or ``_<digits>``."""
+    return {n: re.sub(r"[-_]\d+$", "", n) for n in names}
+
+
+def _to_json(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _to_json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_to_json(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _to_json(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        return None if not np.isfinite(x) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def _pair_json(r: Any) -> dict[str, Any]:
+    s = r.stats
+    return {"runs": list(r.runs), "row": r.row, "subset": r.subset, "n_samples": r.n_samples, "n_boot": r.n_boot,
+            "confidence": r.confidence, "kappa": s.kappa, "ci_low": r.ci_low, "ci_high": r.ci_high,
+            "std_error": r.std_error, "observed": s.observed, "expected": s.expected,
+            "kappa_min": s.kappa_min, "kappa_max": s.kappa_max}
+
+
+def analyse(inputs: Sequence[str], opts: ReportOptions) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run every analysis the report shows.
+
+    Returns:
+        ``(summary, arrays)``: the JSON-ready summary and the arrays the figures need.
+    """
+    opts.progress("loading stores")
+    runs = load_runs(inputs, opts.split, fields=())
+    names = [r.name for r in runs]
+    base = opts.base or names[0]
+    if base not in names:
+        raise ValueError(f"Base run {base!r} is not among the runs {names}. Pass --base with one of them.")
+    base_i = names.index(base)
+    n = runs[0].ids.size
+    keep = np.ones(n, bool)
+    if opts.label_errors is not None and len(opts.label_errors) != n:
+        raise ValueError(f"The label-error mask has {len(opts.label_errors)} entries; the runs have {n} samples.")
+    if opts.label_errors is not None and opts.exclude_label_errors:
+        keep = ~np.asarray(opts.label_errors, bool)
+    summary: dict[str, Any] = {"split": opts.split, "runs": names, "n_runs": len(runs), "n_samples": int(n),
+                               "base": base, "tolerance": opts.tolerance, "notes": [],
+                               "label_errors_excluded": int((~keep).sum())}
+    arrays: dict[str, Any] = {"runs": runs, "base_i": base_i}
+
+    opts.progress(f"per-run dynamics of {len(runs)} runs")
+    per_run = {}
+    for t in runs:
+        d = summarize_dynamics(t.correct, t.evaluated, pred=t.pred)
+        per_run[t.name] = {"epochs": t.epochs, "accuracy": d.rows.accuracy, "category_fractions":
+                           d.category_fractions(), "mean_forgetting_events": float(d.forgetting_events.mean()),
+                           "learned": d.rows.learned, "forgotten": d.rows.forgotten,
+                           "kappa_prev": d.rows.kappa_prev, "pred_changes": d.rows.pred_changes}
+    summary["per_run"] = per_run
+
+    m = runs_at_row(runs, row=opts.row, epoch=opts.epoch)
+    summary["row"] = m.row
+    arrays["matrix"] = m
+    if len(runs) < 2:
+        summary["notes"].append("Only one run: cross-run figures (k histogram, kappa heat maps, kappa to the base run) "
+                                "need at least two runs.")
+        return _finish(summary, arrays, opts, runs, base_i, None)
+
+    ref_correct, ref_eval, ref_names = m.correct, m.evaluated, m.runs
+    if opts.reference:
+        ref_runs = load_runs(opts.reference, opts.split, fields=())
+        from lightning_ddd.analysis.loading import check_same_dataset
+
+        check_same_dataset([runs[0], *ref_runs])
+        rm = runs_at_row(ref_runs, row=opts.row, epoch=opts.epoch)
+        ref_correct, ref_eval, ref_names = rm.correct, rm.evaluated, rm.runs
+    k = count_correct(ref_correct, ref_eval)
+    k = np.where(keep, k, -1)
+    n_ref = ref_correct.shape[0]
+    summary["k"] = {"reference_runs": list(ref_names), "n_reference_runs": n_ref}
+    cmp = compare_to_binomial(k, n_ref)
+    summary["binomial"] = {"observed": cmp.observed, "binomial": cmp.binomial, "pure_ddd": cmp.pure_ddd,
+                           "mean_accuracy": cmp.mean_accuracy, "total_variation": cmp.total_variation,
+                           "excess_extremes": cmp.excess_extremes}
+    arrays["k"] = k
+    arrays["binomial"] = cmp
+
+    opts.progress(f"error consistency of {len(runs) * (len(runs) - 1) // 2} pairs, {opts.n_boot} bootstrap resamples")
+    cons_all = pairwise_consistency(m.correct, evaluated=m.evaluated, samples=keep, runs=names, n_boot=opts.n_boot,
+                                    seed=opts.seed, subset="all", row=m.row)
+    summary["consistency"] = {"all": _pair_json(cons_all)}
+    arrays["cons_all"] = cons_all
+    difficulty = None
+    try:
+        check_tolerance(n_ref, opts.tolerance)
+        difficulty = summarize_difficulty(k, n_ref, tolerance=opts.tolerance, runs=ref_names, row=m.row)
+    except ValueError as err:
+        summary["notes"].append(f"No trivial / impossible split: {err}")
+    if difficulty is not None:
+        summary["difficulty"] = {"counts": difficulty.counts, "fractions": difficulty.fractions,
+                                 "mean_accuracy": difficulty.mean_accuracy, "tolerance": opts.tolerance,
+                                 "runs": list(ref_names), "row": m.row}
+        arrays["difficulty"] = difficulty
+        mid = difficulty.in_between & keep
+        if mid.sum() >= 2:
+            opts.progress("error consistency on in-between samples")
+            cons_mid = pairwise_consistency(m.correct, evaluated=m.evaluated, samples=mid, runs=names,
+                                            n_boot=opts.n_boot, seed=opts.seed, subset="in-between", row=m.row)
+            summary["consistency"]["in_between"] = _pair_json(cons_mid)
+            arrays["cons_mid"] = cons_mid
+        else:
+            summary["notes"].append("Fewer than two in-between samples: no in-between consistency.")
+        if opts.label_errors is not None:
+            le = label_error_shares(difficulty.labels, opts.label_errors)
+            summary["label_errors"] = dataclasses.asdict(le)
+
+    conditions = opts.conditions
+    if conditions == "auto":
+        conditions = auto_conditions(names)
+    if isinstance(conditions, dict):
+        missing = [n for n in names if n not in conditions]
+        if missing:
+            raise ValueError(f"No condition given for runs {missing}; name every run in the conditions file.")
+        labels = [conditions[n] for n in names]
+        summary["conditions"] = {}
+        for key, res in (("all", cons_all), ("in_between", arrays.get("cons_mid"))):
+            if res is not None:
+                cc = condition_consistency(res.kappa, labels)
+                summary["conditions"][key] = dataclasses.asdict(cc)
+        arrays["conditions"] = labels
+    return _finish(summary, arrays, opts, runs, base_i, difficulty)
+
+
+def _finish(summary: dict[str, Any], arrays: dict[str, Any], opts: ReportOptions, runs: list[Trajectory],
+            base_i: int, difficulty: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    if len(runs) >= 2:
+        epochs, correct, evaluated = align_rows(runs)
+        if len(epochs):
+            kb = consistency_to_base(correct, base=base_i, evaluated_rows=evaluated)
+            last = pairwise_consistency(correct[:, -1], evaluated=evaluated[:, -1], runs=summary["runs"],
+                                        n_boot=opts.n_boot, seed=opts.seed, row=f"epoch {epochs[-1]:g}")
+            summary["to_base"] = {"epochs": epochs, "kappa": kb, "ci_low_last": last.ci_low[base_i],
+                                  "ci_high_last": last.ci_high[base_i]}
+            arrays["to_base"] = (epochs, kb, (last.ci_low[base_i], last.ci_high[base_i]))
+    order = [base_i] + [i for i in range(len(runs)) if i != base_i]
+    arrays["detail"] = order[: max(1, opts.per_run_limit)]
+    return summary, arrays
+
+
+def _save(fig: Any, folder: Path, name: str, figures: list[dict[str, str]], caption: str) -> None:
+    import matplotlib.pyplot as plt
+
+    png = folder / f"{name}.png"
+    fig.savefig(png, dpi=110)
+    entry = {"name": name, "png": f"figures/{png.name}", "caption": caption}
+    svg = folder / f"{name}.svg"
+    fig.savefig(svg)
+    if svg.stat().st_size <= MAX_SVG_BYTES:
+        entry["svg"] = f"figures/{svg.name}"
+    else:
+        svg.unlink()
+    plt.close(fig)
+    figures.append(entry)
+
+
+def write_figures(summary: dict[str, Any], arrays: dict[str, Any], folder: Path, opts: ReportOptions
+                  ) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """Draw every figure into ``folder``; returns the figure list and the base run's per-sample table."""
+    from lightning_ddd.report import figures as F
+    from lightning_ddd.report.table import per_sample_table
+
+    folder.mkdir(parents=True, exist_ok=True)
+    figs: list[dict[str, str]] = []
+    runs: list[Trajectory] = arrays["runs"]
+    table = None
+    for i in arrays["detail"]:
+        t = runs[i]
+        opts.progress(f"figures of run {t.name!r}")
+        full = load_trajectory(t.path, opts.split)
+        d = summarize_dynamics(full.correct, full.evaluated, pred=full.pred, prob=full.prob, margin=full.margin)
+        tag = re.sub(r"[^A-Za-z0-9_-]+", "-", t.name)
+        score = d.rows_correct / np.maximum(d.rows_evaluated, 1)
+        if "k" in arrays:
+            score = score + arrays["k"] * 1000.0  # across runs first, then within the run
+        order = np.argsort(-score, kind="stable")
+        _save(F.plot_decision_raster(full.correct, full.evaluated, full.epochs, order,
+                                     title=f"{t.name}: decisions per sample and epoch")[0],
+              folder, f"raster_{tag}", figs, f"Decision raster of {t.name}, samples sorted by difficulty.")
+        r = d.rows
+        _save(F.plot_category_fractions(full.epochs, np.array(r.always_learned), np.array(r.never_learned),
+                                        np.array(r.flip_flopping), title=f"{t.name}: categories so far")[0],
+              folder, f"categories_{tag}", figs, f"Always learned, never learned and flip-flopping in {t.name}.")
+        _save(F.plot_learned_forgotten(full.epochs, np.array(r.learned), np.array(r.forgotten),
+                                       title=f"{t.name}: learned and forgotten per epoch")[0],
+              folder, f"learned_forgotten_{tag}", figs, f"Samples learned and forgotten per epoch in {t.name}.")
+        first_epoch = np.where(d.first_learned >= 0, full.epochs[np.clip(d.first_learned, 0, None)], np.nan)
+        _save(F.plot_first_learned(first_epoch, title=f"{t.name}: when samples are first learned")[0],
+              folder, f"first_learned_{tag}", figs, f"First-learned epoch histogram of {t.name}.")
+        if full.prob is not None:
+            _save(F.plot_data_map(d.confidence, d.variability, d.category, title=f"{t.name}: data map")[0],
+                  folder, f"data_map_{tag}", figs, f"Data map of {t.name}.")
+        if table is None:
+            diff = arrays["difficulty"].labels if "difficulty" in arrays else None
+            table = per_sample_table(full.ids, full.targets, d, full.epochs, arrays.get("k"), diff)
+    if "binomial" in arrays:
+        cmp = arrays["binomial"]
+        _save(F.plot_k_histogram(cmp.observed, cmp.binomial, len(cmp.observed) - 1, cmp.mean_accuracy)[0], folder,
+              "k_histogram", figs, "Runs correct per sample against the binomial reference (Figure 2).")
+    if "cons_all" in arrays:
+        ca, cm = arrays["cons_all"], arrays.get("cons_mid")
+        mid = cm.kappa if cm is not None else np.full_like(ca.kappa, np.nan)
+        _save(F.plot_kappa_heatmaps(ca.kappa, mid, ca.runs, ci_all=(ca.ci_low, ca.ci_high),
+                                    ci_mid=None if cm is None else (cm.ci_low, cm.ci_high),
+                                    title=f"Error consistency at {ca.row} (left: all samples; right: in-between)")[0],
+              folder, "kappa_heatmaps", figs, "Kappa for every pair of runs, all samples and in-between only "
+              "(Figure 5), one colour scale.")
+    if "to_base" in arrays:
+        epochs, kb, ci = arrays["to_base"]
+        _save(F.plot_kappa_to_base(epochs, kb, summary["runs"], summary["base"], ci_last=ci)[0], folder,
+              "kappa_to_base", figs, "Kappa with the base run per epoch (Figure 3), intervals at the last epoch.")
+    return figs, table
+
+
+def build_report(inputs: Sequence[str], out: str | os.PathLike, opts: ReportOptions | None = None) -> dict[str, Any]:
+    """Analyse the stores and write the report folder atomically.
+
+    Returns:
+        The summary written to ``summary.json``.
+    """
+    from lightning_ddd.report.html import render_html
+    from lightning_ddd.report.table import write_table
+
+    opts = opts or ReportOptions()
+    out = Path(out)
+    summary, arrays = analyse(inputs, opts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        figs, table = write_figures(summary, arrays, tmp / "figures", opts)
+        summary["figures"] = figs
+        if table is not None:
+            write_table(table, tmp / "samples.csv")
+            summary["samples_table"] = "samples.csv"
+        clean = _to_json(summary)
+        (tmp / "summary.json").write_text(json.dumps(clean, indent=1))
+        (tmp / "index.html").write_text(render_html(clean))
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    opts.progress(f"report written to {out}")
+    return clean

@@ -1,0 +1,191 @@
+"""The paper's figures. Every function takes arrays, draws on ``ax`` (or a new figure), returns ``(fig, ax)``
+and never shows or saves; only the report writes files. Dense artists are rasterised, and large inputs are
+subsampled deterministically, with the subsampling stated in the title."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+
+from lightning_ddd.analysis.dynamics import Category  # noqa: E402
+
+CATEGORY_COLORS = {Category.ALWAYS_LEARNED: "#2b8cbe", Category.NEVER_LEARNED: "#d7301f",
+                   Category.FLIP_FLOPPING: "#fdae61", Category.OTHER: "#969696"}
+MAX_RASTER_SAMPLES = 2000
+MAX_SCATTER_POINTS = 20000
+
+
+def _axes(ax, size=(6.4, 4.2)):  # noqa: ANN001, ANN202
+    if ax is None:
+        fig, ax = plt.subplots(figsize=size, layout="constrained")
+        return fig, ax
+    return ax.figure, ax
+
+
+def even_subsample(n: int, limit: int) -> np.ndarray:
+    """Deterministic, evenly spaced positions (all when n <= limit)."""
+    if n <= limit:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(int))
+
+
+def plot_decision_raster(correct: np.ndarray, evaluated: np.ndarray, epochs: np.ndarray, order: np.ndarray, *,
+                         title: str = "Decisions per sample and epoch", ax=None):  # noqa: ANN001, ANN201
+    """Samples x rows raster (paper Figure 4): blue correct, red wrong, white missing; rows sorted by ``order``."""
+    fig, ax = _axes(ax, (7.5, 4.8))
+    pick = order[even_subsample(len(order), MAX_RASTER_SAMPLES)]
+    img = np.where(evaluated[:, pick], correct[:, pick].astype(float), np.nan).T
+    cmap = ListedColormap(["#d7301f", "#2b8cbe"])
+    cmap.set_bad("white")
+    im = ax.imshow(img, aspect="auto", interpolation="nearest", cmap=cmap, vmin=0, vmax=1, rasterized=True,
+                   extent=(-0.5, len(epochs) - 0.5, len(pick), 0))
+    ticks = even_subsample(len(epochs), 12)
+    ax.set_xticks(ticks, [f"{epochs[t]:g}" for t in ticks])
+    ax.set_xlabel("epoch (0 = before training)")
+    ax.set_ylabel("samples, sorted by difficulty")
+    shown = "" if len(pick) == len(order) else f" ({len(pick)} of {len(order)} samples, evenly spaced)"
+    ax.set_title(title + shown, fontsize=10)
+    cb = fig.colorbar(im, ax=ax, ticks=[0.25, 0.75])
+    cb.ax.set_yticklabels(["wrong", "correct"])
+    return fig, ax
+
+
+def plot_category_fractions(epochs: np.ndarray, always: np.ndarray, never: np.ndarray, flip: np.ndarray, *,
+                            title: str = "Categories so far", ax=None):  # noqa: ANN001, ANN201
+    """Fractions always learned / never learned / flip-flopping up to each row."""
+    fig, ax = _axes(ax)
+    for vals, cat, label in ((always, Category.ALWAYS_LEARNED, "always learned"),
+                             (never, Category.NEVER_LEARNED, "never learned"),
+                             (flip, Category.FLIP_FLOPPING, "flip-flopping")):
+        ax.plot(epochs, vals, marker=".", color=CATEGORY_COLORS[cat], label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("fraction of samples")
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=10)
+    ax.legend()
+    return fig, ax
+
+
+def plot_learned_forgotten(epochs: np.ndarray, learned: np.ndarray, forgotten: np.ndarray, *,
+                           title: str = "Learned and forgotten per epoch", ax=None):  # noqa: ANN001, ANN201
+    """Samples learned (wrong -> correct) and forgotten (correct -> wrong) since the previous row."""
+    fig, ax = _axes(ax)
+    x = np.arange(len(epochs))[1:]
+    width = 0.4
+    ax.bar(x - width / 2, learned[1:], width, color="#2b8cbe", label="learned")
+    ax.bar(x + width / 2, forgotten[1:], width, color="#d7301f", label="forgotten")
+    ticks = even_subsample(len(x), 12)
+    ax.set_xticks(x[ticks], [f"{epochs[1:][t]:g}" for t in ticks])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("samples")
+    ax.set_title(title, fontsize=10)
+    ax.legend()
+    return fig, ax
+
+
+def plot_k_histogram(observed: np.ndarray, binomial: np.ndarray, n_runs: int, mean_accuracy: float, *,
+                     title: str | None = None, ax=None):  # noqa: ANN001, ANN201
+    """Histogram of k (runs correct per sample) against the analytic binomial reference (paper Figure 2)."""
+    fig, ax = _axes(ax)
+    k = np.arange(n_runs + 1)
+    ax.bar(k, observed, color="#636363", label="observed")
+    ax.plot(k, binomial, "o-", color="#e6550d", label=f"Binomial({n_runs}, {mean_accuracy:.3f})")
+    ax.set_xlabel(f"k = runs correct (of {n_runs})")
+    ax.set_ylabel("fraction of samples")
+    ax.set_title(title or "Runs correct per sample vs. independent runs of equal difficulty", fontsize=10)
+    ax.legend()
+    return fig, ax
+
+
+def plot_kappa_heatmaps(kappa_all: np.ndarray, kappa_mid: np.ndarray, names: Sequence[str], *,
+                        ci_all: tuple[np.ndarray, np.ndarray] | None = None,
+                        ci_mid: tuple[np.ndarray, np.ndarray] | None = None,
+                        title: str = "Error consistency"):  # noqa: ANN201
+    """Two kappa heat maps on one colour scale: all samples, and in-between samples only (paper Figure 5)."""
+    m = len(names)
+    side = min(4 + 0.35 * m, 16)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1, side), layout="constrained")
+    vmin = float(np.nanmin([np.nanmin(kappa_all), np.nanmin(kappa_mid), 0.0]))
+    im = None
+    for ax, mat, ci, label in ((axes[0], kappa_all, ci_all, "all samples"),
+                               (axes[1], kappa_mid, ci_mid, "in-between samples only")):
+        im = ax.imshow(mat, vmin=vmin, vmax=1, cmap="viridis", interpolation="nearest")
+        step = max(1, m // 25)
+        ax.set_xticks(range(0, m, step), [names[i] for i in range(0, m, step)], rotation=90, fontsize=7)
+        ax.set_yticks(range(0, m, step), [names[i] for i in range(0, m, step)], fontsize=7)
+        ax.set_xlabel("run")
+        ax.set_ylabel("run")
+        ax.set_title(label, fontsize=10)
+        if m <= 12:
+            for i in range(m):
+                for j in range(m):
+                    text = f"{mat[i, j]:.2f}"
+                    if ci is not None and m <= 6 and i != j:
+                        text += f"\n[{ci[0][i, j]:.2f},{ci[1][i, j]:.2f}]"
+                    shade = "black" if np.isfinite(mat[i, j]) and mat[i, j] > 0.5 * (1 + vmin) else "white"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=6, color=shade)
+    fig.colorbar(im, ax=axes, label="Cohen's kappa")
+    fig.suptitle(title, fontsize=11)
+    return fig, axes
+
+
+def plot_kappa_to_base(epochs: np.ndarray, kappa: np.ndarray, names: Sequence[str], base: str, *,
+                       ci_last: tuple[np.ndarray, np.ndarray] | None = None, ax=None):  # noqa: ANN001, ANN201
+    """Kappa of each run with the base run per epoch (paper Figure 3), intervals at the last epoch."""
+    fig, ax = _axes(ax, (7, 4.5))
+    colors = plt.cm.tab20(np.linspace(0, 1, max(len(names), 2)))
+    for i, name in enumerate(names):
+        if name == base:
+            continue
+        ax.plot(epochs, kappa[i], color=colors[i % len(colors)], lw=1, label=name if len(names) <= 15 else None)
+        if ci_last is not None:
+            ax.errorbar(epochs[-1], kappa[i, -1], yerr=[[kappa[i, -1] - ci_last[0][i]], [ci_last[1][i] - kappa[i, -1]]],
+                        color=colors[i % len(colors)], capsize=2, fmt="none")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"kappa with base run {base!r}")
+    ax.set_title("Error consistency with the base run per epoch", fontsize=10)
+    if len(names) <= 15:
+        ax.legend(fontsize=7, ncols=2)
+    else:
+        ax.text(0.01, 0.01, f"{len(names) - 1} runs (legend omitted)", transform=ax.transAxes, fontsize=7)
+    return fig, ax
+
+
+def plot_data_map(confidence: np.ndarray, variability: np.ndarray, category: np.ndarray, *,
+                  title: str = "Data map", ax=None):  # noqa: ANN001, ANN201
+    """Confidence against variability (Swayamdipta et al. 2020), coloured by category."""
+    fig, ax = _axes(ax, (6, 5))
+    ok = np.flatnonzero(np.isfinite(confidence) & np.isfinite(variability))
+    pick = ok[even_subsample(len(ok), MAX_SCATTER_POINTS)]
+    size = 12 if len(pick) < 2000 else 3
+    for cat, color in CATEGORY_COLORS.items():
+        sel = pick[category[pick] == cat]
+        ax.scatter(variability[sel], confidence[sel], s=size, color=color, alpha=0.6, linewidths=0,
+                   label=cat.name.lower().replace("_", " "), rasterized=True)
+    ax.set_xlabel("variability (std of true-class probability)")
+    ax.set_ylabel("confidence (mean true-class probability)")
+    shown = "" if len(pick) == len(ok) else f" ({len(pick)} of {len(ok)} samples)"
+    ax.set_title(title + shown, fontsize=10)
+    ax.legend(fontsize=7, markerscale=2)
+    return fig, ax
+
+
+def plot_first_learned(first_epoch: np.ndarray, *, title: str = "When samples are first learned",
+                       ax=None):  # noqa: ANN001, ANN201
+    """Histogram of first-learned epochs; never-learned samples counted separately in the title."""
+    fig, ax = _axes(ax)
+    learned = first_epoch[np.isfinite(first_epoch)]
+    never = int(np.sum(~np.isfinite(first_epoch)))
+    bins = np.unique(learned).size
+    ax.hist(learned, bins=max(1, min(bins, 50)), color="#2b8cbe", label="first correct")
+    ax.set_xlabel("first-learned epoch")
+    ax.set_ylabel("samples")
+    ax.set_title(f"{title} ({never} never learned)", fontsize=10)
+    ax.legend()
+    return fig, ax

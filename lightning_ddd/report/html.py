@@ -1,0 +1,106 @@
+"""A self-contained ``index.html``: inline CSS, figures beside it, no script, no remote resource."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}
+th{background:#f4f4f4}figure{margin:1.5em 0}figcaption{font-size:.85em;color:#555}img{max-width:100%}
+.note{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em 1em}
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return _e(v)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_html(s: dict[str, Any]) -> str:
+    """Render the report page from the JSON summary."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>lightning-ddd report</title>"
+             f"<style>{CSS}</style></head><body>",
+             "<h1>Decision dynamics and dichotomous data difficulty</h1>",
+             f"<p>{s['n_runs']} run(s) on split <b>{_e(s['split'])}</b>, {s['n_samples']} samples; cross-run "
+             f"comparisons at <b>{_e(s.get('row', 'last'))}</b>; base run <b>{_e(s['base'])}</b>; tolerance "
+             f"t = {s['tolerance']} (trivial: k &ge; M &minus; t, impossible: k &le; t).</p>"]
+    for note in s.get("notes", []):
+        parts.append(f"<p class='note'>{_e(note)}</p>")
+    if "difficulty" in s:
+        d = s["difficulty"]
+        parts.append("<h2>Trivial, in-between, impossible</h2>")
+        parts.append(_table(["", "trivial", "in-between", "impossible"],
+                            [["samples", d["counts"]["trivial"], d["counts"]["in_between"], d["counts"]["impossible"]],
+                             ["share", d["fractions"]["trivial"], d["fractions"]["in_between"],
+                              d["fractions"]["impossible"]]]))
+        b = s["binomial"]
+        parts.append(f"<p>Mean accuracy {_fmt(b['mean_accuracy'])}. Independent runs of equal difficulty "
+                     f"(binomial reference) would put {_fmt(b['binomial'][-1])} of samples in &lsquo;all correct&rsquo; "
+                     f"and {_fmt(b['binomial'][0])} in &lsquo;all wrong&rsquo;; observed: {_fmt(b['observed'][-1])} and "
+                     f"{_fmt(b['observed'][0])}. Total variation distance from the binomial: "
+                     f"{_fmt(b['total_variation'])}.</p>")
+    if "label_errors" in s:
+        le = s["label_errors"]
+        parts.append("<h2>Label errors</h2>")
+        parts.append(_table(["", "trivial", "in-between", "impossible"],
+                            [["share of the class that are label errors", *(le["share_within"][c] for c in
+                              ("trivial", "in_between", "impossible"))],
+                             ["share of all label errors", *(le["share_of_errors"][c] for c in
+                              ("trivial", "in_between", "impossible"))]]))
+    if "consistency" in s:
+        parts.append("<h2>Error consistency</h2>")
+        runs = s["runs"]
+        for key, label in (("all", "all samples"), ("in_between", "in-between samples only")):
+            c = s["consistency"].get(key)
+            if c is None or len(runs) > 30:
+                continue
+            rows = []
+            for i in range(len(runs)):
+                for j in range(i + 1, len(runs)):
+                    rows.append([runs[i], runs[j], c["kappa"][i][j], c["ci_low"][i][j], c["ci_high"][i][j],
+                                 c["observed"][i][j], c["expected"][i][j], c["kappa_min"][i][j], c["kappa_max"][i][j]])
+            parts.append(f"<h3>{label} ({c['n_samples']} samples, {c['n_boot']} bootstrap resamples, "
+                         f"{int(100 * c['confidence'])} % intervals)</h3>")
+            parts.append(_table(["run a", "run b", "kappa", "low", "high", "c_obs", "c_exp", "kappa min",
+                                 "kappa max"], rows))
+    if "conditions" in s:
+        parts.append("<h2>Conditions (mean kappa over model pairs, standard error)</h2>")
+        for key, cc in s["conditions"].items():
+            names = cc["conditions"]
+            rows = [[names[i], *(f"{cc['mean'][i][j]:.3f} ± {cc['std_error'][i][j]:.3f}"
+                                 if cc["mean"][i][j] is not None and cc["std_error"][i][j] is not None
+                                 else _fmt(cc["mean"][i][j]) for j in range(len(names)))]
+                    for i in range(len(names))]
+            parts.append(f"<h3>{_e(key.replace('_', '-'))}</h3>" + _table(["", *names], rows))
+    parts.append("<h2>Runs</h2>")
+    rows = [[name, r["accuracy"][-1], r["category_fractions"]["always_learned"],
+             r["category_fractions"]["never_learned"], r["category_fractions"]["flip_flopping"],
+             r["mean_forgetting_events"]] for name, r in s["per_run"].items()]
+    parts.append(_table(["run", "last accuracy", "always learned", "never learned", "flip-flopping",
+                         "mean forgetting events"], rows))
+    parts.append("<h2>Figures</h2>")
+    for f in s.get("figures", []):
+        link = f" (<a href='{_e(f['svg'])}'>SVG</a>)" if "svg" in f else ""
+        parts.append(f"<figure><img src='{_e(f['png'])}' alt='{_e(f['caption'])}'>"
+                     f"<figcaption>{_e(f['caption'])}{link}</figcaption></figure>")
+    if s.get("samples_table"):
+        parts.append(f"<p>Per-sample table: <a href='{_e(s['samples_table'])}'>{_e(s['samples_table'])}</a>; "
+                     "numbers: <a href='summary.json'>summary.json</a>.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,69 @@
+"""The per-sample table shared by ``report`` and ``export``: one row per sample."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from lightning_ddd.analysis.dynamics import Category, Dynamics
+
+
+def per_sample_table(ids: np.ndarray, targets: np.ndarray, dynamics: Dynamics, epochs: np.ndarray,
+                     k: np.ndarray | None = None, difficulty: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Columns: id, target, category, first-learned row and epoch, forgetting events, confidence,
+    variability, correctness, AUM, and (across runs) k and difficulty."""
+    names = np.array([c.name.lower() for c in Category])
+    first_epoch = np.where(dynamics.first_learned >= 0, epochs[np.clip(dynamics.first_learned, 0, None)], np.nan)
+    cols = {
+        "id": ids, "target": targets, "category": names[dynamics.category],
+        "first_learned_row": dynamics.first_learned, "first_learned_epoch": first_epoch,
+        "forgetting_events": dynamics.forgetting_events, "rows_correct": dynamics.rows_correct,
+        "confidence": dynamics.confidence, "variability": dynamics.variability,
+        "correctness": dynamics.correctness, "aum": dynamics.aum,
+    }
+    if k is not None:
+        cols["k"] = k
+    if difficulty is not None:
+        dnames = np.array(["trivial", "in_between", "impossible", "unobserved"])
+        cols["difficulty"] = dnames[difficulty]
+    return cols
+
+
+def write_table(cols: dict[str, np.ndarray], path: str | os.PathLike, fmt: str = "csv") -> Path:
+    """Write the table as CSV or Parquet.
+
+    Raises:
+        ModuleNotFoundError: Parquet without pyarrow, naming the extra to install.
+    """
+    path = Path(path)
+    if fmt == "parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ModuleNotFoundError as err:
+            raise ModuleNotFoundError(
+                "Parquet export needs pyarrow: pip install 'lightning-ddd[parquet]'."
+            ) from err
+        pq.write_table(pa.table({k: np.asarray(v) for k, v in cols.items()}), path)
+        return path
+    if fmt != "csv":
+        raise ValueError(f"format must be 'csv' or 'parquet', got {fmt!r}.")
+    names = list(cols)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(names)
+        columns = [np.asarray(cols[n]) for n in names]
+        for i in range(len(columns[0])):
+            w.writerow([_cell(c[i]) for c in columns])
+    return path
+
+
+def _cell(v: object) -> object:
+    if isinstance(v, (float, np.floating)):
+        return "" if not np.isfinite(v) else f"{float(v):.6g}"
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
