@@ -12,15 +12,14 @@ def make_network(arch: str, num_classes: int = 10, width: int = 16) -> nn.Module
     """Build a small network for 1x8x8 images.
 
     Args:
-        arch: ``"cnn"`` (two conv layers) or ``"mlp"`` (one hidden layer).
+        arch: ``"cnn"`` (a conv layer and a linear read-out) or ``"mlp"`` (one hidden layer).
         num_classes: outputs.
         width: channels / hidden units.
     """
     if arch == "cnn":
         return nn.Sequential(
-            nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-            nn.Linear(width, num_classes),
+            nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(width * 16, num_classes),
         )
     if arch == "mlp":
         return nn.Sequential(nn.Flatten(), nn.Linear(64, width * 2), nn.ReLU(), nn.Linear(width * 2, num_classes))
@@ -38,10 +37,13 @@ class DigitsClassifier(pl.LightningModule):
         width: network width.
         init_seed: seed of the weight initialisation (independent of the global seed).
         num_classes: outputs.
+        milestones: epochs after which the learning rate is divided by 10 (the paper: 30 and 60).
+        weight_decay: L2 penalty.
     """
 
     def __init__(self, arch: str = "cnn", lr: float = 0.05, optimizer: str = "sgd", momentum: float = 0.9,
-                 width: int = 16, init_seed: int = 0, num_classes: int = 10) -> None:
+                 width: int = 16, init_seed: int = 0, num_classes: int = 10, milestones: list[int] | None = None,
+                 weight_decay: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         with torch.random.fork_rng(devices=[]):
@@ -65,5 +67,10 @@ class DigitsClassifier(pl.LightningModule):
     def configure_optimizers(self):  # noqa: ANN201
         hp = self.hparams
         if hp.optimizer == "adam":
-            return torch.optim.Adam(self.parameters(), lr=hp.lr)
-        return torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, nesterov=hp.optimizer == "nesterov")
+            opt = torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        else:
+            opt = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay,
+                                  nesterov=hp.optimizer == "nesterov")
+        if not hp.milestones:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.MultiStepLR(opt, list(hp.milestones), 0.1)}

@@ -1,0 +1,175 @@
+"""``lightning-ddd demo``: the paper's controlled experiment at CPU scale on sklearn's bundled digits.
+
+Small networks train on the digits (with a fixed Gaussian pixel corruption that keeps accuracy near the
+paper's 70 %) under the §3 grid: base; different initialisation, data order and learning rate (several runs
+each); batch size; optimizer; architecture; half data and the two disjoint halves; all factors combined;
+and "+1" / "+10" epochs of the base run. Every run records the untrained network and every epoch with
+``DecisionRecorder``; then the multi-run report is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lightning_ddd.grid import GridRunner, RunSpec, conditions_of, paper_grid
+
+DEMO_BASE: dict[str, Any] = {"arch": "mlp", "width": 16, "lr": 0.02, "optimizer": "sgd", "batch_size": 32,
+                             "init_seed": 0, "order_seed": 0, "subset": "all", "epochs": 12, "milestones": [6, 9],
+                             "pixel_noise": 0.5}
+
+
+def demo_grid(quick: bool = False) -> list[RunSpec]:
+    """The demo's grid: 17 runs (9 with ``quick``)."""
+    if quick:
+        return paper_grid(repeats=1, lr=DEMO_BASE["lr"], batch_size=DEMO_BASE["batch_size"], alt_arch="cnn",
+                          plus_epochs=2, combined=False)
+    return paper_grid(repeats=3, lr=DEMO_BASE["lr"], batch_size=DEMO_BASE["batch_size"], alt_arch="cnn",
+                      plus_epochs=10, combined=True)
+
+
+def train_run(spec: RunSpec, ckpt_path: str | None, paths: dict[str, Path], *, base: dict[str, Any],
+              seed: int) -> None:
+    """Train one run of the demo grid on the CPU, recording every validation."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lightning_ddd.demo.digits import DigitsDataModule
+    from lightning_ddd.demo.models import DigitsClassifier
+    from lightning_ddd.recorder.lightning import DecisionRecorder
+
+    cfg = spec.config(base)
+    pl.seed_everything(seed, verbose=False)
+    model = DigitsClassifier(arch=cfg["arch"], lr=cfg["lr"], optimizer=cfg["optimizer"], width=cfg["width"],
+                             init_seed=cfg["init_seed"] + 1000 * seed, milestones=cfg["milestones"])
+    data = DigitsDataModule(batch_size=cfg["batch_size"], order_seed=cfg["order_seed"] + 1000 * seed,
+                            subset=cfg["subset"], pixel_noise=cfg["pixel_noise"])
+    callbacks = [DecisionRecorder(paths["stores"], run_name=spec.name, overwrite=ckpt_path is None),
+                 ModelCheckpoint(dirpath=paths["checkpoints"], save_last=True, save_top_k=0, every_n_epochs=1)]
+    trainer = pl.Trainer(max_epochs=cfg["epochs"] + spec.extra_epochs, callbacks=callbacks, logger=False,
+                         num_sanity_val_steps=-1, enable_progress_bar=False, enable_model_summary=False,
+                         accelerator="cpu", devices=1, deterministic=True, default_root_dir=str(paths["checkpoints"]))
+    trainer.fit(model, data, ckpt_path=ckpt_path)
+
+
+def _quiet_lightning() -> None:
+    import lightning.pytorch  # noqa: F401 - configures its loggers on import; quiet them afterwards
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning_fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="lightning")
+
+
+def summarize_demo(stores: Path, grid: list[RunSpec], epochs: int, plus: int) -> dict[str, Any]:
+    """The demo's findings: accuracy, trivial / in-between / impossible, kappa by condition, "+n epochs"."""
+    from lightning_ddd.analysis import (
+        compare_to_binomial,
+        condition_consistency,
+        consistency_plus_n,
+        count_correct,
+        load_runs,
+        pairwise_consistency,
+        runs_at_row,
+        summarize_difficulty,
+    )
+
+    runs = load_runs(stores, fields=())
+    m = runs_at_row(runs, epoch=epochs)
+    k = count_correct(m.correct)
+    n_runs = len(runs)
+    strict = summarize_difficulty(k, n_runs, tolerance=0, runs=m.runs, row=m.row)
+    abo = summarize_difficulty(k, n_runs, tolerance=1, runs=m.runs, row=m.row)
+    cmp = compare_to_binomial(k, n_runs)
+    cond = conditions_of(grid)
+    labels = [cond[name] for name in m.runs]
+    all_k = pairwise_consistency(m.correct, runs=m.runs, n_boot=0).kappa
+    mid_k = pairwise_consistency(m.correct, samples=strict.in_between, runs=m.runs, n_boot=0).kappa
+    cc_all, cc_mid = condition_consistency(all_k, labels), condition_consistency(mid_k, labels)
+    b = cc_all.conditions.index("base")
+    per_condition = {c: {"kappa_all": float(cc_all.mean[b, i]), "kappa_in_between": float(cc_mid.mean[b, i])}
+                     for i, c in enumerate(cc_all.conditions) if c != "base"}
+    base = runs[[r.name for r in runs].index("base")]
+    e = base.row_at(epoch=epochs)
+    plus_n = {}
+    for n in sorted({1, plus}):
+        if e + n < len(base.epochs):
+            plus_n[f"+{n}"] = {"kappa_all": float(consistency_plus_n(base.correct[e:], n)[0]),
+                               "kappa_in_between": float(consistency_plus_n(base.correct[e:, strict.in_between], n)[0])}
+    acc = m.correct.mean(axis=1)
+    return {"n_runs": n_runs, "epoch": epochs, "accuracy_mean": float(acc.mean()), "accuracy_min": float(acc.min()),
+            "accuracy_max": float(acc.max()), "strict": strict.fractions, "all_but_one": abo.fractions,
+            "binomial_all_correct": float(cmp.binomial[-1]), "binomial_all_wrong": float(cmp.binomial[0]),
+            "observed_all_correct": float(cmp.observed[-1]), "observed_all_wrong": float(cmp.observed[0]),
+            "total_variation": cmp.total_variation, "per_condition": per_condition, "plus_epochs": plus_n}
+
+
+def describe(s: dict[str, Any]) -> str:
+    """The demo's findings as text."""
+    st, ab = s["strict"], s["all_but_one"]
+    lines = [
+        f"{s['n_runs']} runs compared at epoch {s['epoch']}: accuracy {100 * s['accuracy_mean']:.1f} % "
+        f"(from {100 * s['accuracy_min']:.1f} to {100 * s['accuracy_max']:.1f} %).",
+        f"strict rule:  trivial {100 * st['trivial']:.1f} %, in-between {100 * st['in_between']:.1f} %, "
+        f"impossible {100 * st['impossible']:.1f} %",
+        f"all but one:  trivial {100 * ab['trivial']:.1f} %, in-between {100 * ab['in_between']:.1f} %, "
+        f"impossible {100 * ab['impossible']:.1f} %",
+        f"independent runs of equal difficulty would give {100 * s['binomial_all_correct']:.1f} % all correct and "
+        f"{100 * s['binomial_all_wrong']:.1f} % all wrong; observed {100 * s['observed_all_correct']:.1f} % and "
+        f"{100 * s['observed_all_wrong']:.1f} % (total variation {s['total_variation']:.2f}).",
+        "error consistency with the base run (kappa, all samples -> in-between only):",
+    ]
+    for c, v in s["per_condition"].items():
+        lines.append(f"  {c:<14} {v['kappa_all']:.2f} -> {v['kappa_in_between']:.2f}")
+    for n, v in s["plus_epochs"].items():
+        lines.append(f"  base {n} epochs{'':<4} {v['kappa_all']:.2f} -> {v['kappa_in_between']:.2f}")
+    return "\n".join(lines)
+
+
+def run_demo(out: str | Path = "ddd-demo", *, epochs: int | None = None, quick: bool = False, seed: int = 0,
+             progress: Callable[[str], None] = lambda msg: None, report: bool = True) -> dict[str, Any]:
+    """Train the grid, record every run, write the report and summarise the findings.
+
+    Args:
+        out: experiment folder (stores, checkpoints, report).
+        epochs: comparison epoch (training epochs of every run but the base, which trains longer).
+        quick: the reduced 9-run grid with 3 epochs (for tests).
+        seed: experiment seed; the same seed gives the same stores.
+        progress: called with progress messages.
+        report: write the HTML report.
+
+    Returns:
+        The findings (see :func:`summarize_demo`), their text under ``"text"``, and the paths.
+    """
+    _quiet_lightning()
+    out = Path(out)
+    base = dict(DEMO_BASE)
+    if quick:
+        base.update(epochs=3, milestones=[2])
+    if epochs is not None:
+        base["epochs"] = epochs
+        base["milestones"] = [m for m in base["milestones"] if m < epochs]
+    grid = demo_grid(quick)
+    start = time.time()
+    runner = GridRunner(out, lambda spec, ckpt, paths: train_run(spec, ckpt, paths, base=base, seed=seed), progress)
+    outcome = runner.run(grid)
+    progress(f"trained {sum(v != 'skipped' for v in outcome.values())} runs in {time.time() - start:.0f} s")
+    stores = out / "stores"
+    plus = max(s.extra_epochs for s in grid)
+    result = summarize_demo(stores, grid, base["epochs"], plus)
+    result["stores"] = str(stores)
+    if report:
+        from lightning_ddd.report.build import ReportOptions, build_report
+
+        build_report([str(stores)], out / "report", ReportOptions(
+            epoch=base["epochs"], tolerance=0, base="base", conditions=conditions_of(grid), progress=progress))
+        result["report"] = str(out / "report" / "index.html")
+    result["seconds"] = time.time() - start
+    result["text"] = describe(result) + (f"\nreport: {result['report']}" if report else "")
+    return result
