@@ -35,8 +35,17 @@ def demo_grid(quick: bool = False) -> list[RunSpec]:
 
 
 def train_run(spec: RunSpec, ckpt_path: str | None, paths: dict[str, Path], *, base: dict[str, Any],
-              seed: int) -> None:
-    """Train one run of the demo grid on the CPU, recording every validation."""
+              seed: int, extra_callbacks: list[Any] | None = None) -> None:
+    """Train one run of the demo grid on the CPU, recording every validation.
+
+    Args:
+        spec: the run.
+        ckpt_path: checkpoint to resume from, or None.
+        paths: the runner's paths of the run (``stores``, ``checkpoints``).
+        base: the base configuration.
+        seed: experiment seed.
+        extra_callbacks: further callbacks for the Trainer.
+    """
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -51,7 +60,8 @@ def train_run(spec: RunSpec, ckpt_path: str | None, paths: dict[str, Path], *, b
     data = DigitsDataModule(batch_size=cfg["batch_size"], order_seed=cfg["order_seed"] + 1000 * seed,
                             subset=cfg["subset"], pixel_noise=cfg["pixel_noise"])
     callbacks = [DecisionRecorder(paths["stores"], run_name=spec.name, overwrite=ckpt_path is None),
-                 ModelCheckpoint(dirpath=paths["checkpoints"], save_last=True, save_top_k=0, every_n_epochs=1)]
+                 ModelCheckpoint(dirpath=paths["checkpoints"], save_last=True, save_top_k=1, every_n_epochs=1),
+                 *(extra_callbacks or [])]
     trainer = pl.Trainer(max_epochs=cfg["epochs"] + spec.extra_epochs, callbacks=callbacks, logger=False,
                          num_sanity_val_steps=-1, enable_progress_bar=False, enable_model_summary=False,
                          accelerator="cpu", devices=1, deterministic=True, default_root_dir=str(paths["checkpoints"]))

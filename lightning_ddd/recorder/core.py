@@ -367,6 +367,12 @@ class DecisionRecorderCore:
         if self._lock is not None and trainer.is_global_zero:
             self._lock.release()
 
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        """Release the store's claim when training fails (Lightning skips ``teardown`` then)."""
+        self._recording = self._capturing = False
+        if self._lock is not None and trainer.is_global_zero:
+            self._lock.release()
+
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         """Resolve the store (after any checkpoint state was loaded)."""
         self._resolve_store(trainer, pl_module)
