@@ -29,6 +29,7 @@ from lightning_ddd.capture.extract import (
 )
 from lightning_ddd.capture.gather import EpochArrays, gather_epoch
 from lightning_ddd.capture.sampler_ids import SamplerIds
+from lightning_ddd.live.wandb_media import WandbMedia, find_wandb_logger
 from lightning_ddd.recorder.naming import default_run_name, run_metadata, safe_name
 from lightning_ddd.store.format import RowFlag
 from lightning_ddd.store.lock import StoreLock
@@ -59,6 +60,10 @@ class DecisionRecorderCore:
         flip_threshold: int = 1,
         overwrite: bool = False,
         locking: bool | str = "best-effort",
+        wandb_media: bool = True,
+        wandb_table_rows: int = 100,
+        wandb_artifact_max_mb: float = 200.0,
+        thumbnail_unnormalize: tuple[list[float], list[float]] | None = None,
     ) -> None:
         if precision not in _PRECISIONS:
             raise ValueError(
@@ -87,6 +92,11 @@ class DecisionRecorderCore:
         self.flip_threshold = flip_threshold
         self.overwrite = overwrite
         self.locking = locking
+        self.wandb_media = wandb_media
+        self.wandb_table_rows = wandb_table_rows
+        self.wandb_artifact_max_mb = wandb_artifact_max_mb
+        self.thumbnail_unnormalize = thumbnail_unnormalize
+        self._media = WandbMedia(wandb_table_rows, thumbnail_unnormalize, wandb_artifact_max_mb)
         self._reset_runtime()
 
     def _reset_runtime(self) -> None:
@@ -106,7 +116,9 @@ class DecisionRecorderCore:
         self._sampler_ids: dict[int, SamplerIds] = {}
         self._num_classes: dict[int, int] = {}
         self._live: dict[str, DynamicsAccumulator] = {}
+        self._epochs: dict[str, list[float]] = {}
         self._last_arrays: dict[str, EpochArrays] = {}
+        self._media_failed = False
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -322,19 +334,20 @@ class DecisionRecorderCore:
     def _rebuild_live(self, trainer: Any) -> None:
         from lightning_ddd.store.reader import DecisionStore
 
-        def read() -> dict[str, DynamicsAccumulator]:
+        def read() -> tuple[dict[str, DynamicsAccumulator], dict[str, list[float]]]:
             store = DecisionStore(self._store_path)
-            live = {}
+            live, epochs = {}, {}
             for split in store.splits:
+                epochs[split] = store.rows(split)["epoch"].tolist()
                 fields = ("evaluated", "correct", "pred")
                 acc = DynamicsAccumulator(store.info(split).num_samples, burn_in=self.burn_in,
                                           flip_threshold=self.flip_threshold)
                 for row in store.iter_rows(split, fields):
                     acc.update(row["correct"], row["evaluated"], pred=row["pred"])
                 live[split] = acc
-            return live
+            return live, epochs
 
-        self._live = self._rank_zero_call(trainer, read)
+        self._live, self._epochs = self._rank_zero_call(trainer, read)
         self._last_step = {s: int(v) for s, v in self._restored.get("last_step", {}).items()}
 
     # ------------------------------------------------------------------ hooks (called by the subclasses)
@@ -475,7 +488,9 @@ class DecisionRecorderCore:
             )
             self._write(trainer, row)
             self._last_arrays[split] = arrays
+            self._epochs.setdefault(split, []).append(epoch)
             self._summarise(trainer, pl_module, split, arrays, classes)
+            self._log_media(trainer, split, arrays, self._val_loaders(trainer)[i])
 
     def _num_classes_all_ranks(self, trainer: Any, local: int) -> int:
         t = torch.tensor([local], dtype=torch.int64, device=trainer.strategy.root_device)
@@ -530,6 +545,36 @@ class DecisionRecorderCore:
             if np.isfinite(value):
                 pl_module.log(key, float(value), on_step=False, on_epoch=True, sync_dist=False)
 
+    def _log_media(self, trainer: Any, split: str, a: EpochArrays, loader: Any) -> None:
+        """W&B media on global rank 0 only, never during the sanity check; a failure only warns."""
+        if not self.wandb_media or self._media_failed or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        logger = find_wandb_logger(trainer)
+        if logger is None:
+            return
+        try:
+            self._media.log_epoch(logger, split, self._live[split], self._epochs[split], a.pred, a.targets,
+                                  getattr(loader, "dataset", None), int(trainer.global_step), self.log_prefix)
+        except Exception as err:  # noqa: BLE001 - media must never stop training
+            self._media_failed = True
+            self._pl.utilities.rank_zero_warn(f"DecisionRecorder: W&B media disabled after an error: {err!r}")
+
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        """Log the store as a W&B artifact; finish the W&B run only in a DDP child process that would lose it."""
+        if not trainer.is_global_zero or self._store_path is None:
+            return
+        logger = find_wandb_logger(trainer)
+        if logger is None:
+            return
+        if self.wandb_media and self._store_path.exists():
+            try:
+                self._media.log_store(logger, self._store_path, self._resolved_run_name or "run")
+            except Exception as err:  # noqa: BLE001
+                self._pl.utilities.rank_zero_warn(f"DecisionRecorder: could not log the store to W&B: {err!r}")
+        if _in_multiprocessing_child(trainer):
+            # a spawned or forked DDP child exits with os._exit: an unfinished offline run would stay empty
+            logger.experiment.finish()
+
     def summary_values(self, split: str) -> dict[str, float]:
         """The live scalars of a split's latest row, keyed as logged (``<prefix>/<split>/<name>``).
 
@@ -569,6 +614,13 @@ class DecisionRecorderCore:
             "last_step": dict(state_dict.get("last_step", {})),
         }
         self._writer = None
+
+
+def _in_multiprocessing_child(trainer: Any) -> bool:
+    import multiprocessing
+
+    launcher = getattr(trainer.strategy, "launcher", None)
+    return type(launcher).__name__ == "_MultiProcessingLauncher" and multiprocessing.parent_process() is not None
 
 
 def pending_rows(path: str | Path) -> int:

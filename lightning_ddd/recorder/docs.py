@@ -25,6 +25,11 @@ Args:
     overwrite: replace an existing store of the same name instead of refusing to start.
     locking: HDF5 file locking of the writer: ``"best-effort"`` (default; works on filesystems without
         locks), ``True`` or ``False``.
+    wandb_media: with a WandbLogger, log histograms, a category chart and a hard-samples table at each
+        validation epoch end (global rank 0 only), and the store as an artifact at the end of fit.
+    wandb_table_rows: rows of the hard-samples table (most flip-flopping, then never learned), at most.
+    wandb_artifact_max_mb: upload the store as an artifact below this size; above it, log a reference.
+    thumbnail_unnormalize: ``(mean, std)`` per channel to undo before showing thumbnails in the table.
 
 Logged metrics (per split, identical on every rank):
     ``<prefix>/<split>/accuracy``, ``always_learned``, ``never_learned``, ``flip_flopping`` (fractions so

@@ -1,0 +1,139 @@
+"""W&B media for the live dashboard: histograms, a category chart, a bounded table of hard samples with
+thumbnails, and the store as an artifact at the end of fit.
+
+Only used with a ``WandbLogger`` and only on global rank 0; everything here runs at epoch end on values
+already on the host, and each item is bounded in size (the table by ``table_rows``, never the dataset).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lightning_ddd.analysis.dynamics import Category, DynamicsAccumulator
+
+
+def find_wandb_logger(trainer: Any) -> Any | None:
+    """The trainer's WandbLogger (of either Lightning flavour), or None."""
+    for logger in getattr(trainer, "loggers", None) or []:
+        if type(logger).__name__ == "WandbLogger":
+            return logger
+    return None
+
+
+def _thumbnail(dataset: Any, sample_id: int, unnormalize: tuple[list[float], list[float]] | None) -> Any | None:
+    """An image array (H, W) or (H, W, C) in [0, 1] for a sample of a map-style image dataset, or None."""
+    try:
+        item = dataset[int(sample_id)]
+    except Exception:  # noqa: BLE001 - any dataset failure means "no thumbnail"
+        return None
+    x = item.get("image", item.get("x")) if isinstance(item, dict) else item[0] if isinstance(item, (tuple, list)) \
+        else item
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().float().numpy()
+    x = np.asarray(x, dtype=np.float32) if not isinstance(x, np.ndarray) else x.astype(np.float32)
+    if x.ndim == 3 and x.shape[0] in (1, 3):
+        if unnormalize is not None:
+            mean, std = (np.asarray(v, np.float32)[:, None, None] for v in unnormalize)
+            x = x * std + mean
+        x = np.transpose(x, (1, 2, 0))
+        if x.shape[2] == 1:
+            x = x[:, :, 0]
+    elif x.ndim != 2:
+        return None
+    lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
+    if unnormalize is None or lo < 0 or hi > 1:
+        x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    return x
+
+
+class WandbMedia:
+    """Logs the recorder's media to W&B.
+
+    Args:
+        table_rows: at most this many rows in the hard-samples table (never the whole dataset).
+        unnormalize: optional ``(mean, std)`` per channel to undo before showing thumbnails.
+        artifact_max_mb: upload the store as an artifact below this size; above it, log a reference.
+    """
+
+    def __init__(self, table_rows: int = 100, unnormalize: tuple[list[float], list[float]] | None = None,
+                 artifact_max_mb: float = 200.0) -> None:
+        if table_rows < 0:
+            raise ValueError(f"table_rows must be >= 0, got {table_rows}.")
+        self.table_rows = table_rows
+        self.unnormalize = unnormalize
+        self.artifact_max_mb = artifact_max_mb
+
+    def hard_samples(self, acc: DynamicsAccumulator) -> np.ndarray:
+        """Ids of the most flip-flopping samples, then never-learned ones, at most ``table_rows``."""
+        cat = acc.categories()
+        flip = np.flatnonzero(cat == Category.FLIP_FLOPPING)
+        flip = flip[np.argsort(-acc.forgetting[flip], kind="stable")]
+        never = np.flatnonzero(cat == Category.NEVER_LEARNED)
+        half = self.table_rows - min(len(never), self.table_rows // 2)
+        chosen = np.concatenate([flip[:half], never[: self.table_rows - min(len(flip), half)]])
+        return chosen[: self.table_rows]
+
+    def log_epoch(self, logger: Any, split: str, acc: DynamicsAccumulator, epochs: list[float], pred: np.ndarray,
+                  targets: np.ndarray, dataset: Any, global_step: int, prefix: str) -> None:
+        """Log one split's media for the row just recorded."""
+        import wandb
+
+        res = acc.result()
+        key = f"{prefix}/{split}"
+        rows = acc.rows
+        burn = [i for i, v in enumerate(rows.always_learned) if np.isfinite(v)]
+        xs = [epochs[i] for i in burn]
+        payload: dict[str, Any] = {
+            f"{key}/rows_correct_hist": wandb.Histogram(res.rows_correct[res.rows_evaluated > 0]),
+            "trainer/global_step": global_step,
+        }
+        first = res.first_learned[res.first_learned >= 0]
+        if first.size:
+            payload[f"{key}/first_learned_hist"] = wandb.Histogram(np.asarray(epochs)[first])
+        if xs:
+            payload[f"{key}/categories"] = wandb.plot.line_series(
+                xs=xs, ys=[[rows.always_learned[i] for i in burn], [rows.never_learned[i] for i in burn],
+                           [rows.flip_flopping[i] for i in burn]],
+                keys=["always learned", "never learned", "flip-flopping"],
+                title=f"{split}: categories so far", xname="epoch")
+        if self.table_rows:
+            payload[f"{key}/hard_samples"] = self._table(acc, res, pred, targets, dataset)
+        logger.experiment.log(payload)
+
+    def _table(self, acc: DynamicsAccumulator, res: Any, pred: np.ndarray, targets: np.ndarray, dataset: Any) -> Any:
+        import wandb
+
+        ids = self.hard_samples(acc)
+        names = np.array([c.name.lower() for c in Category])
+        thumbs = [_thumbnail(dataset, i, self.unnormalize) for i in ids] if dataset is not None else []
+        with_thumbs = bool(thumbs) and all(t is not None for t in thumbs)
+        columns = ["id", "target", "last_prediction", "forgetting_events", "category"] + (
+            ["thumbnail"] if with_thumbs else [])
+        table = wandb.Table(columns=columns)
+        for j, i in enumerate(ids):
+            row = [int(i), int(targets[i]), int(pred[i]), int(res.forgetting_events[i]), str(names[res.category[i]])]
+            if with_thumbs:
+                row.append(wandb.Image(thumbs[j]))
+            table.add_data(*row)
+        return table
+
+    def log_store(self, logger: Any, path: Path, run_name: str) -> None:
+        """Log the store as an artifact, or a reference with a warning above ``artifact_max_mb``."""
+        import wandb
+
+        artifact = wandb.Artifact(name=f"ddd-{run_name}", type="decision-store",
+                                  metadata={"path": str(path), "bytes": path.stat().st_size})
+        size_mb = path.stat().st_size / 2**20
+        if size_mb <= self.artifact_max_mb:
+            artifact.add_file(str(path))
+        else:
+            warnings.warn(
+                f"DecisionRecorder: the store {str(path)!r} is {size_mb:.0f} MB, above wandb_artifact_max_mb="
+                f"{self.artifact_max_mb:g}; logging a reference to it instead of uploading it.", stacklevel=2)
+            artifact.add_reference(f"file://{os.path.abspath(path)}", checksum=False)
+        logger.experiment.log_artifact(artifact)

@@ -1,0 +1,92 @@
+"""Live W&B logging, offline: values read back from the run and checked against the store's analysis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch.nn.functional as F
+from helpers import digits_loaders, trainer
+from lightning.pytorch.loggers import WandbLogger
+from wandb_offline import artifacts, history, run_file
+
+from lightning_ddd import DecisionRecorder, DecisionStore
+from lightning_ddd.analysis import summarize_dynamics
+from lightning_ddd.demo.models import DigitsClassifier
+
+KEYS = ("accuracy", "always_learned", "never_learned", "flip_flopping", "learned", "forgotten", "kappa_prev",
+        "pred_changes")
+
+
+class WithTest(DigitsClassifier):
+    def test_step(self, batch, batch_idx):
+        self.log("test_loss", F.cross_entropy(self(batch[0]), batch[1]))
+
+
+def expected(store_path) -> list[dict[str, float]]:
+    s = DecisionStore(store_path)
+    d = summarize_dynamics(s.read("val", "correct"), s.read("val", "evaluated"), pred=s.read("val", "pred"))
+    r = d.rows
+    return [{"accuracy": r.accuracy[i], "always_learned": r.always_learned[i], "never_learned": r.never_learned[i],
+             "flip_flopping": r.flip_flopping[i], "learned": r.learned[i], "forgotten": r.forgotten[i],
+             "kappa_prev": r.kappa_prev[i], "pred_changes": r.pred_changes[i]} for i in range(len(r.accuracy))]
+
+
+def test_scalars_media_table_and_artifact_then_test_still_logs(tmp_path):
+    logger = WandbLogger(project="ddd-test", save_dir=str(tmp_path), offline=True)
+    train, val = digits_loaders()
+    rec = DecisionRecorder(tmp_path / "ddd", run_name="wb", wandb_table_rows=20)
+    t = trainer(tmp_path, [rec], logger=logger, max_epochs=3)
+    t.fit(WithTest(), train, val)
+    want = expected(tmp_path / "ddd" / "wb.h5")
+    summary = logger.experiment.summary
+    for key in KEYS:
+        assert summary[f"ddd/val/{key}"] == pytest.approx(want[-1][key], abs=1e-6), key
+    t.test(t.lightning_module, val, verbose=False)  # the recorder did not finish the user's run
+    assert "test_loss" in logger.experiment.summary.keys()
+    logger.experiment.finish()
+    rows = history(run_file(tmp_path))
+    scalar_rows = [r for r in rows if "ddd/val/accuracy" in r]
+    assert len(scalar_rows) == 3  # once per recorded epoch (the sanity check's logs never reach loggers)
+    for got, w in zip(scalar_rows, want[1:]):
+        for key in KEYS:
+            if np.isfinite(w[key]):
+                assert got[f"ddd/val/{key}"] == pytest.approx(w[key], abs=1e-6), key
+    media = [r for r in rows if "ddd/val/hard_samples" in r]
+    assert len(media) == 3
+    last = media[-1]
+    assert last["ddd/val/rows_correct_hist"]["_type"] == "histogram"
+    assert last["ddd/val/first_learned_hist"]["_type"] == "histogram"
+    table = last["ddd/val/hard_samples"]
+    assert table["_type"] == "table-file" and table["nrows"] <= 20 and table["ncols"] == 6  # with thumbnail
+    assert "ddd/val/categories_table" in last or any("categories" in k for k in last)
+    arts = artifacts(run_file(tmp_path))
+    assert [a.type for a in arts if a.type != "run_table"] == ["decision-store"]
+
+
+def test_large_store_is_referenced_with_a_warning(tmp_path):
+    logger = WandbLogger(project="ddd-test", save_dir=str(tmp_path), offline=True)
+    train, val = digits_loaders()
+    rec = DecisionRecorder(tmp_path / "ddd", run_name="big", wandb_artifact_max_mb=0.0001, wandb_table_rows=0)
+    with pytest.warns(UserWarning, match="logging a reference"):
+        trainer(tmp_path, [rec], logger=logger, max_epochs=1).fit(DigitsClassifier(), train, val)
+    logger.experiment.finish()
+    arts = artifacts(run_file(tmp_path))
+    stores = [a for a in arts if a.type == "decision-store"]
+    assert len(stores) == 1 and any(m.ref.startswith("file://") for m in stores[0].manifest.contents)
+
+
+def test_ddp_fork_logs_once_per_row_and_completely(tmp_path):
+    logger = WandbLogger(project="ddd-test", save_dir=str(tmp_path), offline=True)
+    train, val = digits_loaders(val_batch_size=64)
+    rec = DecisionRecorder(tmp_path / "ddd", run_name="ddp")
+    trainer(tmp_path, [rec], logger=logger, strategy="ddp_fork", devices=2, max_epochs=3).fit(
+        DigitsClassifier(), train, val)
+    want = expected(tmp_path / "ddd" / "ddp.h5")
+    rows = history(run_file(tmp_path))
+    scalar_rows = [r for r in rows if "ddd/val/accuracy" in r]
+    assert len(scalar_rows) == 3
+    for got, w in zip(scalar_rows, want[1:]):
+        assert got["ddd/val/always_learned"] == pytest.approx(w["always_learned"], abs=1e-6)
+        assert got["ddd/val/accuracy"] == pytest.approx(w["accuracy"], abs=1e-6)
+    assert len([r for r in rows if "ddd/val/hard_samples" in r]) == 3
+    assert len([a for a in artifacts(run_file(tmp_path)) if a.type == "decision-store"]) == 1
