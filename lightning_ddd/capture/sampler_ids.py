@@ -28,23 +28,30 @@ class SamplerIds:
     Iterating a sequential or non-shuffling distributed batch sampler draws no random numbers, so this
     does not change the run.
 
+    A shuffling ``DistributedSampler`` (the one Lightning injects for training under DDP) is reconstructed
+    exactly too when ``allow_distributed_shuffle`` is set: its order is a function of its seed and epoch
+    (``set_epoch``), rank, world size, and drop_last, and iterating it draws from no global generator.
+
     Args:
-        dataloader: the validation dataloader (after Lightning injected its DistributedSampler).
+        dataloader: the dataloader (after Lightning injected its DistributedSampler).
         device: where the flat index tensor lives.
+        allow_distributed_shuffle: accept a shuffling DistributedSampler (training split).
 
     Raises:
         ValueError: the loader shuffles, or its sampler is unknown, so ids cannot be known without the batch.
     """
 
-    def __init__(self, dataloader: Any, device: torch.device) -> None:
+    def __init__(self, dataloader: Any, device: torch.device, *, allow_distributed_shuffle: bool = False) -> None:
         batch_sampler = getattr(dataloader, "batch_sampler", None)
         sampler = getattr(dataloader, "sampler", None)
         inner = getattr(batch_sampler, "sampler", sampler)
         shuffles = _shuffles(inner)
+        if allow_distributed_shuffle and type(inner) is DistributedSampler:
+            shuffles = False  # exact: a function of seed, epoch, rank, world size and drop_last
         if batch_sampler is None or shuffles is not False:
             why = ("it has no batch sampler" if batch_sampler is None else
                    "its sampler shuffles" if shuffles else f"its sampler {type(inner).__name__} may shuffle")
-            raise ValueError(f"Cannot tell the sample ids of this validation dataloader: {why}. {MISSING_IDS_HINT}")
+            raise ValueError(f"Cannot tell the sample ids of this dataloader: {why}. {MISSING_IDS_HINT}")
         batches = [list(b) for b in batch_sampler]
         self.offsets = [0]
         for b in batches:

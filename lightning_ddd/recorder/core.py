@@ -64,6 +64,8 @@ class DecisionRecorderCore:
         wandb_table_rows: int = 100,
         wandb_artifact_max_mb: float = 200.0,
         thumbnail_unnormalize: tuple[list[float], list[float]] | None = None,
+        record_train: bool = False,
+        train_split: str = "train",
     ) -> None:
         if precision not in _PRECISIONS:
             raise ValueError(
@@ -96,6 +98,8 @@ class DecisionRecorderCore:
         self.wandb_table_rows = wandb_table_rows
         self.wandb_artifact_max_mb = wandb_artifact_max_mb
         self.thumbnail_unnormalize = thumbnail_unnormalize
+        self.record_train = record_train
+        self.train_split = train_split
         self._media = WandbMedia(wandb_table_rows, thumbnail_unnormalize, wandb_artifact_max_mb)
         self._reset_runtime()
 
@@ -113,6 +117,10 @@ class DecisionRecorderCore:
         self._capturing = False
         self._recording = False
         self._buffers: dict[int, DeviceBuffer] = {}
+        self._train_buffer: DeviceBuffer | None = None
+        self._train_ids: SamplerIds | None = None
+        self._train_classes = 0
+        self._train_active = False
         self._sampler_ids: dict[int, SamplerIds] = {}
         self._num_classes: dict[int, int] = {}
         self._live: dict[str, DynamicsAccumulator] = {}
@@ -122,7 +130,7 @@ class DecisionRecorderCore:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_hook", "_captured", "_buffers", "_sampler_ids"):
+        for key in ("_hook", "_captured", "_buffers", "_sampler_ids", "_train_buffer", "_train_ids"):
             state[key] = {} if key in ("_buffers", "_sampler_ids") else None
         return state
 
@@ -340,7 +348,8 @@ class DecisionRecorderCore:
             for split in store.splits:
                 epochs[split] = store.rows(split)["epoch"].tolist()
                 fields = ("evaluated", "correct", "pred")
-                acc = DynamicsAccumulator(store.info(split).num_samples, burn_in=self.burn_in,
+                info = store.info(split)
+                acc = DynamicsAccumulator(info.num_samples, burn_in=0 if info.kind == "train" else self.burn_in,
                                           flip_threshold=self.flip_threshold)
                 for row in store.iter_rows(split, fields):
                     acc.update(row["correct"], row["evaluated"], pred=row["pred"])
@@ -463,6 +472,76 @@ class DecisionRecorderCore:
             ids = sids.batch(batch_idx)
         decisions = compute_decisions(record.logits, record.targets)
         self._buffers[dataloader_idx].add(decisions, record.targets, ids)
+
+    # ------------------------------------------------------------------ training split
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        """Prepare the training-split buffer (``record_train=True``)."""
+        self._train_active = bool(self.record_train) and not getattr(trainer, "fast_dev_run", False)
+        if not self._train_active:
+            return
+        loader = trainer.train_dataloader
+        dataset = getattr(loader, "dataset", None)
+        if dataset is None or not hasattr(dataset, "__len__"):
+            raise ValueError("DecisionRecorder(record_train=True) needs a map-style training dataset with a length.")
+        n = len(dataset)
+        buf = self._train_buffer
+        if buf is None or buf.num_samples != n or buf.device != torch.device(pl_module.device):
+            self._train_buffer = DeviceBuffer(n, 0, pl_module.device)
+        else:
+            buf.reset()
+        self._train_ids = None
+        self._train_classes = 0
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        """Start capturing forward outputs of this training batch."""
+        self._captured = None
+        self._capturing = self._train_active
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Record this presentation's decisions (train mode) on the device, by sample id."""
+        self._capturing = False
+        if not self._train_active:
+            return
+        captured, self._captured = self._captured, None
+        record = self.extract_batch(trainer, pl_module, batch, outputs, captured, -1)
+        classes = num_classes_of(record.logits)
+        if self._train_classes and classes != self._train_classes:
+            raise ValueError(f"Model output changed from {self._train_classes} to {classes} classes within an epoch.")
+        self._train_classes = classes
+        ids = record.ids
+        if ids is None:
+            if self._train_ids is None:
+                self._train_ids = SamplerIds(trainer.train_dataloader, self._train_buffer.device,
+                                             allow_distributed_shuffle=True)
+            ids = self._train_ids.batch(batch_idx)
+        self._train_buffer.add(compute_decisions(record.logits, record.targets), record.targets, ids)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        """Gather the epoch's presentations and write one training-split row (a collective)."""
+        if not self._train_active or self._train_buffer is None:
+            return
+        self._train_active = False
+        buf = self._train_buffer
+        classes = self._num_classes_all_ranks(trainer, self._train_classes)
+        if classes == 0:
+            return
+        arrays = gather_epoch(buf)
+        arrays.conflict_ids = arrays.conflict_ids[:0]  # repeated presentations may differ: keep the last
+        flags = self._check_epoch(arrays, self.train_split, buf.num_samples, classes) | RowFlag.TRAIN_PRESENTATIONS
+        row = Row(
+            split=self.train_split, global_step=int(trainer.global_step), epoch=float(trainer.current_epoch + 1),
+            flags=flags, num_classes=classes, evaluated=arrays.evaluated, correct=arrays.correct, pred=arrays.pred,
+            targets=arrays.targets, loss=arrays.loss if self.record_loss else None,
+            margin=arrays.margin if self.record_margin else None,
+            presentations=np.minimum(arrays.presentations, 255).astype(np.uint8),
+        )
+        self._write(trainer, row)
+        self._epochs.setdefault(self.train_split, []).append(row.epoch)
+        acc = self._live.get(self.train_split)
+        if acc is None or acc.num_samples != buf.num_samples:
+            acc = self._live[self.train_split] = DynamicsAccumulator(buf.num_samples, burn_in=0,
+                                                                     flip_threshold=self.flip_threshold)
+        acc.update(arrays.correct, arrays.evaluated, pred=arrays.pred)
 
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         """Gather each split (collective), check it, write it on rank 0, and log the live summaries."""
