@@ -20,6 +20,7 @@ import numpy as np
 
 from lightning_ddd.store import format as fmt
 from lightning_ddd.store.errors import StoreError, StoreFormatError
+from lightning_ddd.store.writer import split_complete
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +73,8 @@ class DecisionStore:
             self.split_infos: dict[str, SplitInfo] = {}
             self._committed: dict[str, np.ndarray] = {}
             for name, group in f[fmt.SPLITS_GROUP].items():
+                if not split_complete(group):
+                    continue  # being created, or its creation was interrupted: no committed row
                 rows = np.flatnonzero(group["committed"][()] == 1)
                 self._committed[name] = rows
                 self.split_infos[name] = SplitInfo(

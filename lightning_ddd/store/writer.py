@@ -27,6 +27,14 @@ from lightning_ddd.store.row import Row
 _FILL = {"evaluated": False, "correct": False, "pred": -1, "loss": np.nan, "margin": np.nan, "presentations": 0}
 
 
+def split_complete(group: h5py.Group) -> bool:
+    """Whether a split group was created completely (all its datasets and attributes exist)."""
+    if "fields" not in group.attrs or "num_samples" not in group.attrs:
+        return False
+    needed = {"ids", "targets", *fmt.ROW_FIELDS, *json.loads(group.attrs["fields"])}
+    return needed <= set(group.keys())
+
+
 def pending_dir(path: str | os.PathLike) -> Path:
     """Return the folder that holds rows waiting to be appended to the store at ``path``."""
     path = Path(path)
@@ -105,7 +113,13 @@ class StoreWriter:
             StoreFormatError: the file exists but is not a decision store, or has a newer format version.
             PermissionError: the folder cannot be written.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PermissionError(
+                f"Cannot create the store folder {str(self.path.parent)!r} ({err}). Pass a writable directory to "
+                "DecisionRecorder(dirpath=...)."
+            ) from err
         if not os.access(self.path.parent, os.W_OK):
             raise PermissionError(
                 f"Cannot write the decision store in {str(self.path.parent)!r}: the folder is not writable. "
@@ -115,22 +129,36 @@ class StoreWriter:
             with self._file("a") as f:
                 self._check_format(f)
                 counts = {}
-                for split, group in f[fmt.SPLITS_GROUP].items():
+                for split in list(f[fmt.SPLITS_GROUP]):
+                    group = f[fmt.SPLITS_GROUP][split]
+                    if not split_complete(group):
+                        del f[fmt.SPLITS_GROUP][split]  # creation was interrupted: it holds no committed row
+                        continue
                     counts[split] = self._drop_uncommitted(group)
                 f.flush()
         else:
-            with self._file("w-") as f:
-                f.attrs["format"] = fmt.FORMAT_NAME
-                f.attrs["format_version"] = fmt.FORMAT_VERSION
-                f.attrs["run_name"] = self.run_name
-                f.attrs["run_id"] = self.run_id
-                f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-                f.attrs["metadata"] = json.dumps(self.metadata, default=str, sort_keys=True)
-                f.create_group(fmt.SPLITS_GROUP)
+            self._create()
             counts = {}
-            _fsync_file(self.path)
         self.replay_pending()
         return counts
+
+    def _create(self) -> None:
+        """Create an empty store atomically: written and fsynced under a temporary name, then renamed, so a
+        kill during creation leaves either no store or a complete one."""
+        for stale in self.path.parent.glob(f".{self.path.name}.tmp-*"):
+            stale.unlink(missing_ok=True)  # left by a creation that was killed
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        with h5py.File(tmp, "w", locking=self.locking) as f:
+            f.attrs["format"] = fmt.FORMAT_NAME
+            f.attrs["format_version"] = fmt.FORMAT_VERSION
+            f.attrs["run_name"] = self.run_name
+            f.attrs["run_id"] = self.run_id
+            f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            f.attrs["metadata"] = json.dumps(self.metadata, default=str, sort_keys=True)
+            f.create_group(fmt.SPLITS_GROUP)
+        _fsync_file(tmp)
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
 
     def _check_format(self, f: h5py.File) -> None:
         if f.attrs.get("format") != fmt.FORMAT_NAME or fmt.SPLITS_GROUP not in f:
@@ -245,13 +273,11 @@ class StoreWriter:
     def _split_group(self, f: h5py.File, row: Row) -> h5py.Group:
         splits = f[fmt.SPLITS_GROUP]
         if row.split in splits:
-            return splits[row.split]
+            if split_complete(splits[row.split]):
+                return splits[row.split]
+            del splits[row.split]  # creation was interrupted: it holds no committed row
         n = row.num_samples
         group = splits.create_group(row.split)
-        group.attrs["num_samples"] = n
-        group.attrs["num_classes"] = row.num_classes
-        group.attrs["kind"] = "train" if row.flags & fmt.RowFlag.TRAIN_PRESENTATIONS else "validation"
-        group.attrs["fields"] = json.dumps(sorted(row.sample_fields()))
         group.create_dataset("ids", data=np.arange(n, dtype=np.int64))
         group.create_dataset("targets", data=np.full(n, -1, dtype=np.int64))
         row_dtypes = {"global_step": "int64", "epoch": "float64", "flags": "uint8",
@@ -267,6 +293,10 @@ class StoreWriter:
                 compression=fmt.COMPRESSION, compression_opts=fmt.COMPRESSION_LEVEL,
                 shuffle=name in ("loss", "margin"), fillvalue=_FILL[name],
             )
+        group.attrs["num_classes"] = row.num_classes
+        group.attrs["kind"] = "train" if row.flags & fmt.RowFlag.TRAIN_PRESENTATIONS else "validation"
+        group.attrs["num_samples"] = n
+        group.attrs["fields"] = json.dumps(sorted(row.sample_fields()))  # last: marks the group complete
         return group
 
     def _append_open(self, f: h5py.File, row: Row) -> None:
@@ -380,7 +410,7 @@ class StoreWriter:
                 for path in files:
                     row = self._load_pending(path)
                     group = f[fmt.SPLITS_GROUP].get(row.split)
-                    if group is not None:
+                    if group is not None and split_complete(group):
                         r = self._drop_uncommitted(group)
                         if r and int(group["global_step"][r - 1]) == row.global_step:
                             path.unlink()  # appended before a crash that kept the side file
