@@ -1,0 +1,153 @@
+"""What recording costs, measured side by side in one process (ratios, never absolute timings in tests).
+
+(a) per-batch recording cost on captured logits (decisions + device buffer write), isolated over >= 200
+    repetitions, in us per sample and as a share of torchvision's ResNet-18 forward at 32x32 (target <= 0.5 %);
+(b) the epoch-end cost (gather, checks, store write, live summaries);
+(c) end-to-end validation time with and without the recorder (W&B media on, offline) over >= 21 alternating
+    pairs, with a 95 % interval of the ratio (target: upper bound <= 1.02).
+
+Usage: python benchmarks/record_overhead.py [--pairs 21] [--val-size 512] [--batch 128] [--no-wandb]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+import lightning.pytorch as pl  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+import torchvision  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+from lightning_ddd import DecisionRecorder  # noqa: E402
+from lightning_ddd.capture.buffer import DeviceBuffer  # noqa: E402
+from lightning_ddd.capture.decisions import compute_decisions  # noqa: E402
+from lightning_ddd.capture.gather import gather_epoch  # noqa: E402
+
+T_975 = {20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 29: 2.045, 30: 2.042}
+
+
+class ResNetModule(pl.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torchvision.models.resnet18(num_classes=10)
+
+    def forward(self, x):
+        return self.net(x)
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", F.cross_entropy(self(batch[0]), batch[1]))
+
+
+def per_batch(batch: int, reps: int) -> tuple[float, float]:
+    net = torchvision.models.resnet18(num_classes=10).eval()
+    x = torch.randn(batch, 3, 32, 32)
+    y = torch.randint(0, 10, (batch,))
+    with torch.no_grad():
+        logits = net(x)
+        for _ in range(3):
+            net(x)
+        buf = DeviceBuffer(batch * reps, 10, torch.device("cpu"))
+        ids = torch.arange(batch)
+        fwd, rec = [], []
+        for r in range(reps):  # alternate: forward, then recording, so both see the same machine state
+            t0 = time.perf_counter()
+            net(x)
+            t1 = time.perf_counter()
+            buf.add(compute_decisions(logits, y), y, ids + r * batch)
+            t2 = time.perf_counter()
+            fwd.append(t1 - t0)
+            rec.append(t2 - t1)
+    return statistics.median(rec), statistics.median(fwd)
+
+
+def epoch_end(n: int, reps: int = 20) -> float:
+    from lightning_ddd.analysis import DynamicsAccumulator
+    from lightning_ddd.store import Row, RowFlag, StoreWriter
+
+    buf = DeviceBuffer(n, 10, torch.device("cpu"))
+    logits, y = torch.randn(n, 10), torch.randint(0, 10, (n,))
+    buf.add(compute_decisions(logits, y), y, torch.arange(n))
+    acc = DynamicsAccumulator(n)
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        w = StoreWriter(Path(tmp) / "s.h5", run_name="b", run_id="b")
+        w.open()
+        for r in range(reps):
+            t0 = time.perf_counter()
+            a = gather_epoch(buf)
+            w.append(Row("val", r, float(r), RowFlag.NONE, 10, a.evaluated, a.correct, a.pred, a.targets,
+                         loss=a.loss, margin=a.margin))
+            acc.update(a.correct, a.evaluated, pred=a.pred)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def end_to_end(pairs: int, val_size: int, batch: int, use_wandb: bool) -> list[float]:
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(val_size, 3, 32, 32), torch.randint(0, 10, (val_size,)))
+    loader = DataLoader(data, batch_size=batch)
+    model = ResNetModule()
+    ratios = []
+    with tempfile.TemporaryDirectory() as tmp:
+        def run(with_recorder: bool, i: int) -> float:
+            logger = False
+            if use_wandb:
+                from lightning.pytorch.loggers import WandbLogger
+
+                logger = WandbLogger(project="bench", save_dir=tmp, offline=True)
+            callbacks = [DecisionRecorder(tmp, run_name=f"r{i}", overwrite=True)] if with_recorder else []
+            t = pl.Trainer(callbacks=callbacks, logger=logger, enable_progress_bar=False,
+                           enable_model_summary=False, accelerator="cpu", devices=1)
+            t0 = time.perf_counter()
+            t.validate(model, loader, verbose=False)
+            elapsed = time.perf_counter() - t0
+            if use_wandb:
+                logger.experiment.finish()
+            return elapsed
+
+        run(True, -1), run(False, -1)  # warm-up
+        for i in range(pairs):
+            if i % 2:
+                without, with_ = run(False, i), run(True, i)
+            else:
+                with_, without = run(True, i), run(False, i)
+            ratios.append(with_ / without)
+    return ratios
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pairs", type=int, default=21)
+    p.add_argument("--val-size", type=int, default=512)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--reps", type=int, default=200)
+    p.add_argument("--no-wandb", action="store_true")
+    a = p.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    rec, fwd = per_batch(a.batch, a.reps)
+    print(f"(a) per-batch recording, batch {a.batch}, median of {a.reps}: {1e6 * rec / a.batch:.3f} us/sample; "
+          f"ResNet-18 forward at 32x32 {1e6 * fwd / a.batch:.1f} us/sample; share {100 * rec / fwd:.3f} % "
+          f"(target <= 0.5 %)")
+    for n in (10_000, 50_000):
+        print(f"(b) epoch end for {n} samples (gather, checks, write, live summaries): {1e3 * epoch_end(n):.1f} ms")
+    ratios = end_to_end(a.pairs, a.val_size, a.batch, not a.no_wandb)
+    mean, sd = statistics.mean(ratios), statistics.stdev(ratios)
+    half = T_975.get(len(ratios) - 1, 2.0) * sd / np.sqrt(len(ratios))
+    print(f"(c) validation with / without recorder{'' if a.no_wandb else ' (W&B media on, offline)'}, "
+          f"{len(ratios)} alternating pairs, {a.val_size} images: ratio {mean:.4f}, 95 % interval "
+          f"[{mean - half:.4f}, {mean + half:.4f}] (target: upper <= 1.02)")
+
+
+if __name__ == "__main__":
+    main()
