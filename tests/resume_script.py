@@ -24,6 +24,9 @@ class KillAfterRow(pl.Callback):
 
     def on_validation_end(self, trainer, pl_module):
         if not trainer.sanity_checking and trainer.current_epoch == self.k:
+            for cb in trainer.callbacks:  # make sure row k + 1 is on disk (rows are written in the background)
+                if isinstance(cb, DecisionRecorder):
+                    cb._jobs.flush()
             os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -54,7 +54,7 @@ class TurnBad(pl.Callback):
 
 @pytest.mark.parametrize("mode,match", [
     ("target", r"targets of ids \[3, 7\] lie outside \[0, 10\)"),
-    ("id", r"1 samples have ids outside \[0, 809\) \(from 850 to 850\)"),
+    ("id", r"ids \[850\] lie outside \[0, 809\)"),
     ("dup", r"ids \[0, 1, 2.*more than once.*different"),
 ])
 def test_bad_epoch_writes_nothing_and_keeps_earlier_rows(tmp_path, mode, match):

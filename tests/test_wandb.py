@@ -34,7 +34,7 @@ def expected(store_path) -> list[dict[str, float]]:
 def test_scalars_media_table_and_artifact_then_test_still_logs(tmp_path):
     logger = WandbLogger(project="ddd-test", save_dir=str(tmp_path), offline=True)
     train, val = digits_loaders()
-    rec = DecisionRecorder(tmp_path / "ddd", run_name="wb", wandb_table_rows=20)
+    rec = DecisionRecorder(tmp_path / "ddd", run_name="wb", wandb_table_rows=20, wandb_table_every_n_epochs=2)
     t = trainer(tmp_path, [rec], logger=logger, max_epochs=3)
     t.fit(WithTest(), train, val)
     want = expected(tmp_path / "ddd" / "wb.h5")
@@ -51,9 +51,11 @@ def test_scalars_media_table_and_artifact_then_test_still_logs(tmp_path):
         for key in KEYS:
             if np.isfinite(w[key]):
                 assert got[f"ddd/val/{key}"] == pytest.approx(w[key], abs=1e-6), key
-    media = [r for r in rows if "ddd/val/hard_samples" in r]
-    assert len(media) == 3
-    last = media[-1]
+    media = [r for r in rows if "ddd/val/rows_correct_hist" in r]
+    assert len(media) == 3  # histograms and chart every row
+    tables = [r for r in rows if "ddd/val/hard_samples" in r]
+    assert len(tables) == 2  # rows 1 and 3 by the every-2 schedule; nothing left for the end of fit
+    last = tables[-1]
     assert last["ddd/val/rows_correct_hist"]["_type"] == "histogram"
     assert last["ddd/val/first_learned_hist"]["_type"] == "histogram"
     table = last["ddd/val/hard_samples"]
@@ -88,5 +90,6 @@ def test_ddp_fork_logs_once_per_row_and_completely(tmp_path):
     for got, w in zip(scalar_rows, want[1:]):
         assert got["ddd/val/always_learned"] == pytest.approx(w["always_learned"], abs=1e-6)
         assert got["ddd/val/accuracy"] == pytest.approx(w["accuracy"], abs=1e-6)
-    assert len([r for r in rows if "ddd/val/hard_samples" in r]) == 3
+    assert len([r for r in rows if "ddd/val/hard_samples" in r]) == 2  # every 10 rows: the first, then at fit end
+    assert len([r for r in rows if "ddd/val/rows_correct_hist" in r]) == 3
     assert len([a for a in artifacts(run_file(tmp_path)) if a.type == "decision-store"]) == 1

@@ -50,8 +50,10 @@ def compute_decisions(logits: torch.Tensor, targets: torch.Tensor) -> Decisions:
     """Compute correctness, prediction, loss and margin per sample.
 
     Logits are upcast to float32 first. Targets outside [0, C) are clamped for the computation and
-    flagged in ``target_ok``; samples with NaN or infinite logits are forced to wrong (``argmax`` would
-    treat NaN as the maximum) and flagged in ``finite``. Nothing here reads a value back to the host.
+    flagged in ``target_ok``; samples whose loss is not finite (NaN or +inf logits, or a -inf target logit)
+    are forced to wrong (``argmax`` would treat NaN as the maximum) and flagged in ``finite``; a -inf logit
+    of another class changes nothing and is not flagged. Nothing here reads a value back to the host, and
+    the number of operations is kept small: this runs on every batch.
 
     Args:
         logits: (B, C) multi-class logits, or (B,) / (B, 1) binary logits.
@@ -63,21 +65,22 @@ def compute_decisions(logits: torch.Tensor, targets: torch.Tensor) -> Decisions:
     num_classes = num_classes_of(logits)
     z = logits.detach().float()
     targets = targets.detach().reshape(-1).long()
-    target_ok = (targets >= 0) & (targets < num_classes)
     t = targets.clamp(0, num_classes - 1)
+    target_ok = t == targets
     if z.ndim == 1 or z.shape[1] == 1:
         z = z.reshape(-1)
-        finite = torch.isfinite(z)
         pred = (z > 0).long()
-        sign = t.float() * 2 - 1
-        margin = z * sign
-        loss = F.binary_cross_entropy_with_logits(z, t.float(), reduction="none")
+        margin = torch.where(t == 1, z, -z)
+        loss = F.softplus(-margin)  # binary cross-entropy with logits
+        finite = torch.isfinite(z)
+        hit = pred == t
     else:
-        finite = torch.isfinite(z).all(dim=1)
         pred = z.argmax(dim=1)
-        loss = F.cross_entropy(z, t, reduction="none")
         target_logit = z.gather(1, t[:, None]).squeeze(1)
-        others = z.scatter(1, t[:, None], float("-inf"))
-        margin = target_logit - others.max(dim=1).values
-    correct = (pred == t) & finite & target_ok
+        loss = torch.logsumexp(z, dim=1) - target_logit  # per-sample cross-entropy
+        finite = torch.isfinite(loss)
+        top2 = z.topk(2, dim=1).values
+        hit = pred == t
+        margin = target_logit - torch.where(hit, top2[:, 1], top2[:, 0])  # minus the largest other logit
+    correct = hit & finite & target_ok
     return Decisions(correct=correct, pred=pred, loss=loss, margin=margin, finite=finite, target_ok=target_ok)

@@ -13,10 +13,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from lightning_ddd.capture.buffer import DeviceBuffer
-
-_INT_COLS = ("id", "pred", "target", "correct", "conflict", "nonfinite", "bad_target", "count")
-_FLOAT_COLS = ("loss", "margin")
+from lightning_ddd.capture.buffer import FLAG_BAD_TARGET, FLAG_CORRECT, FLAG_NONFINITE, DeviceBuffer
 
 
 @dataclasses.dataclass
@@ -24,12 +21,12 @@ class EpochArrays:
     """One split's epoch on the host, indexed by sample id, shape (N,).
 
     Attributes:
-        evaluated, correct, pred, targets, loss, margin, presentations: merged per-sample values.
-        conflict_ids: ids seen more than once with different predictions or targets.
+        evaluated, correct, pred, targets, loss, margin: per-sample values (the last presentation).
+        presentations: how often each sample was presented in the epoch (all ranks together).
+        conflict_ids: ids presented more than once with different predictions or targets.
         nonfinite_ids: ids whose logits were NaN or infinite.
         bad_target_ids: ids whose target lies outside [0, num_classes).
-        bad_id_count: number of rows whose id was outside [0, N).
-        bad_id_range: (min, max) of those ids, or None.
+        bad_ids: ids outside [0, N) (nothing else of them is kept).
     """
 
     evaluated: np.ndarray
@@ -42,8 +39,7 @@ class EpochArrays:
     conflict_ids: np.ndarray
     nonfinite_ids: np.ndarray
     bad_target_ids: np.ndarray
-    bad_id_count: int
-    bad_id_range: tuple[int, int] | None
+    bad_ids: np.ndarray
 
 
 def _world_size() -> int:
@@ -53,9 +49,8 @@ def _world_size() -> int:
 
 
 def _gather_padded(local: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
-    width = local.shape[1]
     biggest = max(sizes)
-    padded = torch.zeros((biggest, width), dtype=local.dtype, device=local.device)
+    padded = torch.zeros((biggest, local.shape[1]), dtype=local.dtype, device=local.device)
     padded[: local.shape[0]] = local
     parts = [torch.empty_like(padded) for _ in sizes]
     dist.all_gather(parts, padded)
@@ -71,63 +66,53 @@ def gather_epoch(buffer: DeviceBuffer) -> EpochArrays:
     Returns:
         The merged epoch, identical on every rank.
     """
-    n = buffer.num_samples
-    idx = torch.nonzero(buffer.evaluated[:n]).squeeze(1)
-    ints = torch.stack([
-        idx, buffer.pred[idx].long(), buffer.target[idx], buffer.correct[idx].long(), buffer.conflict[idx].long(),
-        buffer.nonfinite[idx].long(), buffer.bad_target[idx].long(), buffer.count[idx].long(),
-    ], dim=1)
-    floats = torch.stack([buffer.loss[idx], buffer.margin[idx]], dim=1)
-    flags = torch.stack([buffer.bad_id_count, buffer.bad_id_min, buffer.bad_id_max])
+    ints, floats = buffer.packed()
     world = _world_size()
     if world > 1:
         size = torch.tensor([ints.shape[0]], dtype=torch.int64, device=ints.device)
         sizes_t = [torch.empty_like(size) for _ in range(world)]
         dist.all_gather(sizes_t, size)
         sizes = [int(s.item()) for s in sizes_t]
-        ints_parts = _gather_padded(ints, sizes)
-        float_parts = _gather_padded(floats, sizes)
-        flag_parts = _gather_padded(flags[None, :], [1] * world)
-        ints_np = torch.cat(ints_parts).cpu().numpy()
-        floats_np = torch.cat(float_parts).cpu().numpy()
-        flags_np = torch.cat(flag_parts).cpu().numpy()
-        bad_count = int(flags_np[:, 0].sum())
-        bad_min, bad_max = int(flags_np[:, 1].min()), int(flags_np[:, 2].max())
-    else:
-        ints_np, floats_np = ints.cpu().numpy(), floats.cpu().numpy()
-        bad_count, bad_min, bad_max = (int(v) for v in flags.cpu().numpy())
-    return _merge(n, ints_np, floats_np, bad_count, (bad_min, bad_max) if bad_count else None)
+        ints = torch.cat(_gather_padded(ints, sizes))
+        floats = torch.cat(_gather_padded(floats, sizes))
+    return merge_presentations(buffer.num_samples, ints.cpu().numpy(), floats.cpu().numpy())
 
 
-def _merge(n: int, ints: np.ndarray, floats: np.ndarray, bad_count: int,
-           bad_range: tuple[int, int] | None) -> EpochArrays:
-    cols = {name: ints[:, i] for i, name in enumerate(_INT_COLS)}
-    ids = cols["id"]
-    evaluated = np.zeros(n, dtype=bool)
-    evaluated[ids] = True
-    pred = np.full(n, -1, dtype=np.int64)
-    targets = np.full(n, -1, dtype=np.int64)
-    # an id held by several ranks (padding) must agree: compare each occurrence with the value kept
-    pred[ids] = cols["pred"]
-    targets[ids] = cols["target"]
-    cross = (pred[ids] != cols["pred"]) | (targets[ids] != cols["target"])
-    conflict = np.zeros(n, dtype=bool)
-    conflict[ids[cross | (cols["conflict"] > 0)]] = True
-    correct = np.zeros(n, dtype=bool)
-    correct[ids] = cols["correct"].astype(bool)
-    loss = np.full(n, np.nan, dtype=np.float32)
-    margin = np.full(n, np.nan, dtype=np.float32)
-    loss[ids] = floats[:, 0]
-    margin[ids] = floats[:, 1]
-    presentations = np.zeros(n, dtype=np.int64)
-    np.add.at(presentations, ids, cols["count"])
-    nonfinite = np.zeros(n, dtype=bool)
-    nonfinite[ids[cols["nonfinite"] > 0]] = True
-    bad_target = np.zeros(n, dtype=bool)
-    bad_target[ids[cols["bad_target"] > 0]] = True
+def merge_presentations(n: int, ints: np.ndarray, floats: np.ndarray) -> EpochArrays:
+    """Merge presentations (rows of [id, pred, target, flags] and [loss, margin]) into per-sample arrays.
+
+    The last presentation of each id is kept; an id presented with different predictions or targets is a
+    conflict; ids outside [0, n) are set aside.
+    """
+    ids = ints[:, 0]
+    ok = (ids >= 0) & (ids < n)
+    bad_ids = np.unique(ids[~ok])
+    ints, floats, ids = ints[ok], floats[ok], ids[ok]
+    presentations = np.bincount(ids, minlength=n).astype(np.int64)
+    # the last presentation of each id: unique over the reversed order keeps first = last
+    rev = ids[::-1]
+    uniq, first_in_rev = np.unique(rev, return_index=True)
+    last = len(ids) - 1 - first_in_rev
+    evaluated = np.zeros(n, bool)
+    evaluated[uniq] = True
+    pred = np.full(n, -1, np.int64)
+    targets = np.full(n, -1, np.int64)
+    flags = np.zeros(n, np.int64)
+    pred[uniq], targets[uniq], flags[uniq] = ints[last, 1], ints[last, 2], ints[last, 3]
+    loss = np.full(n, np.nan, np.float32)
+    margin = np.full(n, np.nan, np.float32)
+    loss[uniq], margin[uniq] = floats[last, 0], floats[last, 1]
+    repeated = presentations[ids] > 1
+    conflict = np.zeros(n, bool)
+    if repeated.any():
+        rid = ids[repeated]
+        differs = (ints[repeated, 1] != pred[rid]) | (ints[repeated, 2] != targets[rid])
+        conflict[rid[differs]] = True
+    any_flag = np.zeros(n, np.int64)
+    np.bitwise_or.at(any_flag, ids, ints[:, 3])
     return EpochArrays(
-        evaluated=evaluated, correct=correct, pred=pred, targets=targets, loss=loss, margin=margin,
-        presentations=presentations, conflict_ids=np.flatnonzero(conflict),
-        nonfinite_ids=np.flatnonzero(nonfinite), bad_target_ids=np.flatnonzero(bad_target),
-        bad_id_count=bad_count, bad_id_range=bad_range,
+        evaluated=evaluated, correct=(flags & FLAG_CORRECT) > 0, pred=pred, targets=targets, loss=loss,
+        margin=margin, presentations=presentations, conflict_ids=np.flatnonzero(conflict),
+        nonfinite_ids=np.flatnonzero(any_flag & FLAG_NONFINITE), bad_target_ids=np.flatnonzero(any_flag & FLAG_BAD_TARGET),
+        bad_ids=bad_ids,
     )

@@ -78,48 +78,60 @@ class WandbMedia:
         chosen = np.concatenate([flip[:half], never[: self.table_rows - min(len(flip), half)]])
         return chosen[: self.table_rows]
 
-    def log_epoch(self, logger: Any, split: str, acc: DynamicsAccumulator, epochs: list[float], pred: np.ndarray,
-                  targets: np.ndarray, dataset: Any, global_step: int, prefix: str) -> None:
-        """Log one split's media for the row just recorded."""
-        import wandb
-
+    def prepare(self, split: str, acc: DynamicsAccumulator, epochs: list[float], pred: np.ndarray,
+                targets: np.ndarray, *, table: bool = True, charts: bool = True) -> dict[str, Any]:
+        """Snapshot what one row's media need (cheap numpy, on the training thread): histograms' values, the
+        category series and the table's rows. The snapshot stays valid while training goes on."""
         res = acc.result()
-        key = f"{prefix}/{split}"
         rows = acc.rows
         burn = [i for i, v in enumerate(rows.always_learned) if np.isfinite(v)]
-        xs = [epochs[i] for i in burn]
-        payload: dict[str, Any] = {
-            f"{key}/rows_correct_hist": wandb.Histogram(res.rows_correct[res.rows_evaluated > 0]),
-            "trainer/global_step": global_step,
-        }
-        first = res.first_learned[res.first_learned >= 0]
-        if first.size:
-            payload[f"{key}/first_learned_hist"] = wandb.Histogram(np.asarray(epochs)[first])
-        if xs:
-            payload[f"{key}/categories"] = wandb.plot.line_series(
-                xs=xs, ys=[[rows.always_learned[i] for i in burn], [rows.never_learned[i] for i in burn],
-                           [rows.flip_flopping[i] for i in burn]],
-                keys=["always learned", "never learned", "flip-flopping"],
-                title=f"{split}: categories so far", xname="epoch")
-        if self.table_rows:
-            payload[f"{key}/hard_samples"] = self._table(acc, res, pred, targets, dataset)
-        logger.experiment.log(payload)
+        out: dict[str, Any] = {"split": split, "table": None, "charts": None}
+        if charts:
+            first = res.first_learned[res.first_learned >= 0]
+            out["charts"] = {
+                "rows_correct": res.rows_correct[res.rows_evaluated > 0].copy(),
+                "first_learned": np.asarray(epochs)[first] if first.size else None,
+                "xs": [epochs[i] for i in burn],
+                "ys": [[rows.always_learned[i] for i in burn], [rows.never_learned[i] for i in burn],
+                       [rows.flip_flopping[i] for i in burn]],
+            }
+        if table and self.table_rows:
+            ids = self.hard_samples(acc)
+            names = np.array([c.name.lower() for c in Category])
+            out["table"] = [(int(i), int(targets[i]), int(pred[i]), int(res.forgetting_events[i]),
+                             str(names[res.category[i]])) for i in ids]
+        return out
 
-    def _table(self, acc: DynamicsAccumulator, res: Any, pred: np.ndarray, targets: np.ndarray, dataset: Any) -> Any:
+    def emit(self, logger: Any, prepared: dict[str, Any], dataset: Any, global_step: int, prefix: str) -> None:
+        """Build the W&B objects of a snapshot (thumbnails included) and log them (any thread)."""
         import wandb
 
-        ids = self.hard_samples(acc)
-        names = np.array([c.name.lower() for c in Category])
-        thumbs = [_thumbnail(dataset, i, self.unnormalize) for i in ids] if dataset is not None else []
+        key = f"{prefix}/{prepared['split']}"
+        payload: dict[str, Any] = {"trainer/global_step": global_step}
+        charts = prepared["charts"]
+        if charts is not None:
+            payload[f"{key}/rows_correct_hist"] = wandb.Histogram(charts["rows_correct"])
+            if charts["first_learned"] is not None:
+                payload[f"{key}/first_learned_hist"] = wandb.Histogram(charts["first_learned"])
+            if charts["xs"]:
+                payload[f"{key}/categories"] = wandb.plot.line_series(
+                    xs=charts["xs"], ys=charts["ys"], keys=["always learned", "never learned", "flip-flopping"],
+                    title=f"{prepared['split']}: categories so far", xname="epoch")
+        if prepared["table"] is not None:
+            payload[f"{key}/hard_samples"] = self._table(prepared["table"], dataset)
+        if len(payload) > 1:
+            logger.experiment.log(payload)
+
+    def _table(self, rows: list[tuple], dataset: Any) -> Any:
+        import wandb
+
+        thumbs = [_thumbnail(dataset, r[0], self.unnormalize) for r in rows] if dataset is not None else []
         with_thumbs = bool(thumbs) and all(t is not None for t in thumbs)
         columns = ["id", "target", "last_prediction", "forgetting_events", "category"] + (
             ["thumbnail"] if with_thumbs else [])
         table = wandb.Table(columns=columns)
-        for j, i in enumerate(ids):
-            row = [int(i), int(targets[i]), int(pred[i]), int(res.forgetting_events[i]), str(names[res.category[i]])]
-            if with_thumbs:
-                row.append(wandb.Image(thumbs[j]))
-            table.add_data(*row)
+        for j, row in enumerate(rows):
+            table.add_data(*row, *([wandb.Image(thumbs[j])] if with_thumbs else []))
         return table
 
     def log_store(self, logger: Any, path: Path, run_name: str) -> None:

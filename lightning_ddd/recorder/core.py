@@ -30,6 +30,7 @@ from lightning_ddd.capture.extract import (
 from lightning_ddd.capture.gather import EpochArrays, gather_epoch
 from lightning_ddd.capture.sampler_ids import SamplerIds
 from lightning_ddd.live.wandb_media import WandbMedia, find_wandb_logger
+from lightning_ddd.recorder.background import BackgroundJobs
 from lightning_ddd.recorder.naming import default_run_name, run_metadata, safe_name
 from lightning_ddd.store.format import RowFlag
 from lightning_ddd.store.lock import StoreLock
@@ -62,6 +63,7 @@ class DecisionRecorderCore:
         locking: bool | str = "best-effort",
         wandb_media: bool = True,
         wandb_table_rows: int = 100,
+        wandb_table_every_n_epochs: int = 10,
         wandb_artifact_max_mb: float = 200.0,
         thumbnail_unnormalize: tuple[list[float], list[float]] | None = None,
         record_train: bool = False,
@@ -96,6 +98,7 @@ class DecisionRecorderCore:
         self.locking = locking
         self.wandb_media = wandb_media
         self.wandb_table_rows = wandb_table_rows
+        self.wandb_table_every_n_epochs = wandb_table_every_n_epochs
         self.wandb_artifact_max_mb = wandb_artifact_max_mb
         self.thumbnail_unnormalize = thumbnail_unnormalize
         self.record_train = record_train
@@ -127,6 +130,9 @@ class DecisionRecorderCore:
         self._epochs: dict[str, list[float]] = {}
         self._last_arrays: dict[str, EpochArrays] = {}
         self._media_failed = False
+        self._table_pending: dict[str, tuple[Any, EpochArrays]] = {}
+        self._media_calls: dict[str, int] = {}
+        self._jobs = BackgroundJobs()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -380,7 +386,8 @@ class DecisionRecorderCore:
             self._captured = output
 
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        """Remove the hook, free buffers and release the store's claim."""
+        """Finish queued writes, remove the hook, free buffers and release the store's claim."""
+        self._jobs.close()
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
@@ -390,8 +397,12 @@ class DecisionRecorderCore:
             self._lock.release()
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-        """Release the store's claim when training fails (Lightning skips ``teardown`` then)."""
+        """Finish queued writes and release the store's claim (Lightning skips ``teardown`` on exceptions)."""
         self._recording = self._capturing = False
+        try:
+            self._jobs.flush()
+        except Exception as err:  # noqa: BLE001 - the original exception matters more
+            warnings.warn(f"DecisionRecorder: a queued write failed too: {err!r}", stacklevel=2)
         if self._lock is not None and trainer.is_global_zero:
             self._lock.release()
 
@@ -579,11 +590,10 @@ class DecisionRecorderCore:
         def some(ids: np.ndarray) -> str:
             return f"{ids[:10].tolist()}{' ...' if ids.size > 10 else ''}"
 
-        if a.bad_id_count:
-            lo, hi = a.bad_id_range or (0, 0)
+        if a.bad_ids.size:
             raise ValueError(
-                f"Split {split!r}: {a.bad_id_count} samples have ids outside [0, {n}) (from {lo} to {hi}); "
-                f"nothing was written for this epoch. Ids must index the validation dataset. {MISSING_IDS_HINT}"
+                f"Split {split!r}: ids {some(a.bad_ids)} lie outside [0, {n}); nothing was written for this epoch. "
+                f"Ids must index the dataset. {MISSING_IDS_HINT}"
             )
         if a.conflict_ids.size:
             raise ValueError(
@@ -606,9 +616,10 @@ class DecisionRecorderCore:
         return RowFlag.NONE
 
     def _write(self, trainer: Any, row: Row) -> None:
+        """Queue the row for the background writer on rank 0 (an earlier write's error is raised on every rank)."""
         assert self._writer is not None, "store not resolved"
         writer = self._writer
-        self._rank_zero_call(trainer, lambda: writer.append(row))
+        self._rank_zero_call(trainer, lambda: self._jobs.submit(lambda: writer.append(row)))
         self._rows[row.split] = self._rows.get(row.split, 0) + 1
         self._last_step[row.split] = row.global_step
 
@@ -631,20 +642,41 @@ class DecisionRecorderCore:
         logger = find_wandb_logger(trainer)
         if logger is None:
             return
+        calls = self._media_calls.get(split, 0)
+        self._media_calls[split] = calls + 1
+        table = calls % max(1, self.wandb_table_every_n_epochs) == 0  # the table (thumbnails) costs most
+        dataset = getattr(loader, "dataset", None)
+        if table:
+            self._table_pending.pop(split, None)
+        else:
+            self._table_pending[split] = (dataset, a)
+        prepared = self._media.prepare(split, self._live[split], self._epochs[split], a.pred, a.targets, table=table)
+        self._jobs.submit(lambda: self._emit_media(logger, prepared, dataset, int(trainer.global_step)))
+
+    def _emit_media(self, logger: Any, prepared: dict[str, Any], dataset: Any, step: int) -> None:
+        if self._media_failed:
+            return
         try:
-            self._media.log_epoch(logger, split, self._live[split], self._epochs[split], a.pred, a.targets,
-                                  getattr(loader, "dataset", None), int(trainer.global_step), self.log_prefix)
+            self._media.emit(logger, prepared, dataset, step, self.log_prefix)
         except Exception as err:  # noqa: BLE001 - media must never stop training
             self._media_failed = True
-            self._pl.utilities.rank_zero_warn(f"DecisionRecorder: W&B media disabled after an error: {err!r}")
+            warnings.warn(f"DecisionRecorder: W&B media disabled after an error: {err!r}", stacklevel=2)
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
-        """Log the store as a W&B artifact; finish the W&B run only in a DDP child process that would lose it."""
+        """Finish queued writes; log the store as a W&B artifact; finish the W&B run only in a DDP child
+        process that would otherwise lose it."""
+        self._jobs.flush()
         if not trainer.is_global_zero or self._store_path is None:
             return
         logger = find_wandb_logger(trainer)
         if logger is None:
             return
+        if self.wandb_media and self._table_pending and not self._media_failed:
+            for split, (dataset, a) in self._table_pending.items():  # the last rows' table, if skipped
+                prepared = self._media.prepare(split, self._live[split], self._epochs[split], a.pred, a.targets,
+                                               table=True, charts=False)
+                self._emit_media(logger, prepared, dataset, int(trainer.global_step))
+            self._table_pending.clear()
         if self.wandb_media and self._store_path.exists():
             try:
                 self._media.log_store(logger, self._store_path, self._resolved_run_name or "run")
@@ -676,7 +708,14 @@ class DecisionRecorderCore:
 
     # ------------------------------------------------------------------ checkpoint state
     def state_dict(self) -> dict[str, Any]:
-        """Small, flat resume state: run name and id, store path, committed rows per split."""
+        """Small, flat resume state: run name and id, store path, committed rows per split.
+
+        Queued writes are finished first, so the checkpoint never counts a row that is not in the store.
+        """
+        try:
+            self._jobs.flush()
+        except Exception as err:  # noqa: BLE001 - raised again (on every rank) at the next row
+            self._jobs._error = err
         return {
             "run_name": self._resolved_run_name, "run_id": self._run_id,
             "store_path": str(self._store_path) if self._store_path else None,
