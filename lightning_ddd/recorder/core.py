@@ -644,7 +644,8 @@ class DecisionRecorderCore:
             return
         calls = self._media_calls.get(split, 0)
         self._media_calls[split] = calls + 1
-        table = calls % max(1, self.wandb_table_every_n_epochs) == 0  # the table (thumbnails) costs most
+        # the table (thumbnails) costs most: every n-th row, and the last one at the end of fit
+        table = (calls + 1) % max(1, self.wandb_table_every_n_epochs) == 0
         dataset = getattr(loader, "dataset", None)
         if table:
             self._table_pending.pop(split, None)

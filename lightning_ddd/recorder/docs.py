@@ -28,8 +28,9 @@ Args:
     wandb_media: with a WandbLogger, log histograms, a category chart and a hard-samples table at each
         validation epoch end (global rank 0 only), and the store as an artifact at the end of fit.
     wandb_table_rows: rows of the hard-samples table (most flip-flopping, then never learned), at most.
-    wandb_table_every_n_epochs: log the table (with thumbnails, the costliest item) every n rows and at the
-        end of fit; histograms and the category chart are logged every row.
+    wandb_table_every_n_epochs: log the table (with thumbnails, the costliest item, about 150 ms for 100
+        rows) at every n-th row and for the last row at the end of fit; histograms and the category chart
+        are logged every row.
     wandb_artifact_max_mb: upload the store as an artifact below this size; above it, log a reference.
     thumbnail_unnormalize: ``(mean, std)`` per channel to undo before showing thumbnails in the table.
 
