@@ -121,10 +121,10 @@ class DecisionRecorderCore:
         self._recording = False
         self._buffers: dict[int, DeviceBuffer] = {}
         self._train_buffer: DeviceBuffer | None = None
-        self._train_ids: SamplerIds | None = None
+        self._train_ids: SamplerIds | Exception | None = None
         self._train_classes = 0
         self._train_active = False
-        self._sampler_ids: dict[int, SamplerIds] = {}
+        self._sampler_ids: dict[int, SamplerIds | Exception] = {}
         self._num_classes: dict[int, int] = {}
         self._live: dict[str, DynamicsAccumulator] = {}
         self._epochs: dict[str, list[float]] = {}
@@ -447,6 +447,11 @@ class DecisionRecorderCore:
             else:
                 buf.reset()
         self._sampler_ids.clear()
+        for i, loader in enumerate(loaders):  # at epoch level: building them copies indices to the device
+            try:
+                self._sampler_ids[i] = SamplerIds(loader, self._buffers[i].device)
+            except ValueError as err:  # only an error if the batches carry no ids either
+                self._sampler_ids[i] = err
         self._num_classes.clear()
 
     def on_validation_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int,
@@ -476,10 +481,8 @@ class DecisionRecorderCore:
         ids = record.ids
         if ids is None:
             sids = self._sampler_ids.get(dataloader_idx)
-            if sids is None:
-                loader = self._val_loaders(trainer)[dataloader_idx]
-                sids = SamplerIds(loader, self._buffers[dataloader_idx].device)
-                self._sampler_ids[dataloader_idx] = sids
+            if isinstance(sids, Exception):
+                raise sids
             ids = sids.batch(batch_idx)
         decisions = compute_decisions(record.logits, record.targets)
         self._buffers[dataloader_idx].add(decisions, record.targets, ids)
@@ -500,7 +503,10 @@ class DecisionRecorderCore:
             self._train_buffer = DeviceBuffer(n, 0, pl_module.device)
         else:
             buf.reset()
-        self._train_ids = None
+        try:  # at epoch level (after Lightning's set_epoch): copies the epoch's indices to the device once
+            self._train_ids = SamplerIds(loader, self._train_buffer.device, allow_distributed_shuffle=True)
+        except ValueError as err:  # only an error if the batches carry no ids either
+            self._train_ids = err
         self._train_classes = 0
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
@@ -521,9 +527,8 @@ class DecisionRecorderCore:
         self._train_classes = classes
         ids = record.ids
         if ids is None:
-            if self._train_ids is None:
-                self._train_ids = SamplerIds(trainer.train_dataloader, self._train_buffer.device,
-                                             allow_distributed_shuffle=True)
+            if isinstance(self._train_ids, Exception):
+                raise self._train_ids
             ids = self._train_ids.batch(batch_idx)
         self._train_buffer.add(compute_decisions(record.logits, record.targets), record.targets, ids)
 
