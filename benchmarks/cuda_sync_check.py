@@ -88,19 +88,20 @@ def main() -> int:
         def __init__(self, counter: dict) -> None:
             self.counter = counter
 
-        def _start(self):
+        def _start(self, phase: str):
             torch.cuda.synchronize()
             torch.cuda.set_sync_debug_mode("warn")
             self.counter["ctx"] = warnings.catch_warnings(record=True)
             self.counter["log"] = self.counter["ctx"].__enter__()
+            self.counter["phase"] = phase
             warnings.simplefilter("always")
 
         def on_train_epoch_start(self, trainer, pl_module):
-            self._start()
+            self._start("train")
 
         def on_validation_epoch_start(self, trainer, pl_module):
             if not trainer.sanity_checking:
-                self._start()
+                self._start("val")
 
     class CountStop(pl.Callback):
         """Placed before the recorder: stops counting before any epoch-end hook runs."""
@@ -108,21 +109,25 @@ def main() -> int:
         def __init__(self, counter: dict) -> None:
             self.counter = counter
 
-        def _stop(self, phase: str):
+        def _stop(self):
             torch.cuda.set_sync_debug_mode("default")
             log = self.counter.pop("log", None)
             if log is None:
                 return
             n = sum("synchroniz" in str(w.message) for w in log)
             self.counter["ctx"].__exit__(None, None, None)
+            phase = self.counter.pop("phase")
             self.counter[phase] = self.counter.get(phase, 0) + n
 
+        def on_validation_epoch_start(self, trainer, pl_module):
+            self._stop()  # the training batch loop ends where the epoch-end validation starts
+
         def on_train_epoch_end(self, trainer, pl_module):
-            self._stop("train")
+            self._stop()
 
         def on_validation_epoch_end(self, trainer, pl_module):
             if not trainer.sanity_checking:
-                self._stop("val")
+                self._stop()
 
     torch.manual_seed(0)
     n = 4096
