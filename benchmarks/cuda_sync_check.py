@@ -156,9 +156,26 @@ def main() -> int:
                 counter["evaluated"] = int(s.read("val", "evaluated")[-1].sum())
         return counter
 
+    # positive controls: the counting and the error mode do see a synchronisation
+    with warnings.catch_warnings(record=True) as log:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        torch.ones(1, device="cuda").item()
+        torch.cuda.set_sync_debug_mode("default")
+    control_count = sum("synchroniz" in str(w.message) for w in log)
+    try:
+        with sync_errors():
+            torch.ones(1, device="cuda").item()
+        control_error = False
+    except RuntimeError:
+        control_error = True
+    if control_count < 1 or not control_error:
+        print(f"FAIL: the controls did not see a synchronisation (warn count {control_count}, error {control_error})")
+        return 1
     with_rec = run(True)  # raises on any synchronisation inside the recorder's per-batch code
     without = run(False)
     print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+    print(f"0. controls: a .item() counts {control_count} synchronisation(s) in warn mode and raises in error mode")
     print(f"1. error mode inside the recorder's per-batch hooks: no synchronisation raised "
           f"(rows written: {with_rec['rows']}, validation samples in the last row: {with_rec['evaluated']} of {n})")
     print(f"2. synchronisations counted in warn mode over one epoch's batch loops: train {with_rec.get('train')} "
