@@ -117,7 +117,8 @@ def cmd_export(a: argparse.Namespace) -> int:
         raise UserError(f"base run {base!r} is not among {names}; pass --base with one of them.")
     say(f"exporting {len(runs)} runs (per-sample columns of {base!r})")
     full = load_trajectory(runs[names.index(base)].path, a.split)
-    d = summarize_dynamics(full.correct, full.evaluated, pred=full.pred, prob=full.prob, margin=full.margin)
+    d = summarize_dynamics(full.correct, full.evaluated, pred=full.pred, prob=full.prob, margin=full.margin,
+                           burn_in=full.burn_in)
     m = runs_at_row(runs, row=a.row)
     k = count_correct(m.correct, m.evaluated)
     labels = None

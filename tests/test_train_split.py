@@ -101,7 +101,19 @@ def test_train_split_equals_per_presentation_reference(tmp_path, mode):
         np.testing.assert_allclose(s.read("train", "margin")[e][once], want["margin"][once], rtol=1e-5, atol=1e-5)
         assert s.read("train", "evaluated")[e].sum() == (want["count"] > 0).sum()
     d = summarize_dynamics(s.read("train", "correct"), s.read("train", "evaluated"), burn_in=0)
-    assert d.forgetting_events.sum() == np.sum(s.read("train", "correct")[0] & ~s.read("train", "correct")[1])
+    c, ev = s.read("train", "correct"), s.read("train", "evaluated")
+    assert d.forgetting_events.sum() == np.sum(c[0] & ~c[1] & ev[0] & ev[1])
+    if mode == "with_index":  # forgetting events from the training split, through the analysis and the report
+        from lightning_ddd.analysis import stream_dynamics
+        from lightning_ddd.cli import main
+
+        np.testing.assert_array_equal(stream_dynamics(tmp_path / "tr.h5", "train").forgetting_events,
+                                      d.forgetting_events)
+        assert main(["report", str(tmp_path / "tr.h5"), "--split", "train", "--out", str(tmp_path / "rep"),
+                     "--quiet"]) == 0
+        table = (tmp_path / "rep" / "samples.csv").read_text().splitlines()
+        col = table[0].split(",").index("forgetting_events")
+        assert sum(int(r.split(",")[col]) for r in table[1:]) == d.forgetting_events.sum()
 
 
 def test_shuffled_train_loader_without_ids_names_with_index(tmp_path):

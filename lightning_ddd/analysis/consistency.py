@@ -30,6 +30,7 @@ class ConsistencyResult:
         subset: description of the samples used ("all", "in-between").
         n_boot: bootstrap resamples; confidence: interval level.
         row: the row used.
+        tolerance: the tolerance that defined the subset (None for all samples).
     """
 
     stats: PairStats
@@ -42,6 +43,7 @@ class ConsistencyResult:
     n_boot: int
     confidence: float
     row: str = "last"
+    tolerance: int | None = None
 
     @property
     def kappa(self) -> np.ndarray:
@@ -109,7 +111,7 @@ def bootstrap_kappa(correct: np.ndarray, *, evaluated: np.ndarray | None = None,
 def pairwise_consistency(correct: np.ndarray, *, evaluated: np.ndarray | None = None,
                          samples: np.ndarray | None = None, runs: Sequence[str] | None = None,
                          n_boot: int = 1000, confidence: float = 0.95, seed: int = 0, subset: str = "all",
-                         row: str = "last") -> ConsistencyResult:
+                         row: str = "last", tolerance: int | None = None) -> ConsistencyResult:
     """Error consistency of every pair of runs with bootstrap confidence intervals over samples.
 
     Args:
@@ -123,6 +125,7 @@ def pairwise_consistency(correct: np.ndarray, *, evaluated: np.ndarray | None = 
         seed: bootstrap seed.
         subset: description stored in the result.
         row: description of the row stored in the result.
+        tolerance: the tolerance that defined ``samples``, stored in the result.
     """
     c = _as_bool(correct, "correct")
     if c.ndim != 2:
@@ -150,7 +153,7 @@ def pairwise_consistency(correct: np.ndarray, *, evaluated: np.ndarray | None = 
                 lo, hi = np.nanquantile(boot, [alpha, 1 - alpha], axis=0)
                 se = np.nanstd(boot, axis=0)
     return ConsistencyResult(stats=stats, ci_low=lo, ci_high=hi, std_error=se, runs=names, n_samples=n,
-                             subset=subset, n_boot=n_boot, confidence=confidence, row=row)
+                             subset=subset, n_boot=n_boot, confidence=confidence, row=row, tolerance=tolerance)
 
 
 def consistency_to_base(correct_rows: np.ndarray, *, base: int = 0, evaluated_rows: np.ndarray | None = None

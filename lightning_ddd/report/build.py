@@ -95,7 +95,8 @@ def _to_json(x: Any) -> Any:
 
 def _pair_json(r: Any) -> dict[str, Any]:
     s = r.stats
-    return {"runs": list(r.runs), "row": r.row, "subset": r.subset, "n_samples": r.n_samples, "n_boot": r.n_boot,
+    return {"runs": list(r.runs), "row": r.row, "subset": r.subset, "tolerance": r.tolerance,
+            "n_samples": r.n_samples, "n_boot": r.n_boot,
             "confidence": r.confidence, "kappa": s.kappa, "ci_low": r.ci_low, "ci_high": r.ci_high,
             "std_error": r.std_error, "observed": s.observed, "expected": s.expected,
             "kappa_min": s.kappa_min, "kappa_max": s.kappa_max}
@@ -128,7 +129,7 @@ def analyse(inputs: Sequence[str], opts: ReportOptions) -> tuple[dict[str, Any],
     opts.progress(f"per-run dynamics of {len(runs)} runs")
     per_run = {}
     for t in runs:
-        d = summarize_dynamics(t.correct, t.evaluated, pred=t.pred)
+        d = summarize_dynamics(t.correct, t.evaluated, pred=t.pred, burn_in=t.burn_in)
         per_run[t.name] = {"epochs": t.epochs, "accuracy": d.rows.accuracy, "category_fractions":
                            d.category_fractions(), "mean_forgetting_events": float(d.forgetting_events.mean()),
                            "learned": d.rows.learned, "forgotten": d.rows.forgotten,
@@ -182,7 +183,8 @@ def analyse(inputs: Sequence[str], opts: ReportOptions) -> tuple[dict[str, Any],
         if mid.sum() >= 2:
             opts.progress("error consistency on in-between samples")
             cons_mid = pairwise_consistency(m.correct, evaluated=m.evaluated, samples=mid, runs=names,
-                                            n_boot=opts.n_boot, seed=opts.seed, subset="in-between", row=m.row)
+                                            n_boot=opts.n_boot, seed=opts.seed, subset="in-between", row=m.row,
+                                            tolerance=opts.tolerance)
             summary["consistency"]["in_between"] = _pair_json(cons_mid)
             arrays["cons_mid"] = cons_mid
         else:
@@ -254,7 +256,8 @@ def write_figures(summary: dict[str, Any], arrays: dict[str, Any], folder: Path,
         t = runs[i]
         opts.progress(f"figures of run {t.name!r}")
         full = load_trajectory(t.path, opts.split)
-        d = summarize_dynamics(full.correct, full.evaluated, pred=full.pred, prob=full.prob, margin=full.margin)
+        d = summarize_dynamics(full.correct, full.evaluated, pred=full.pred, prob=full.prob, margin=full.margin,
+                               burn_in=full.burn_in)
         tag = re.sub(r"[^A-Za-z0-9_-]+", "-", t.name)
         score = d.rows_correct / np.maximum(d.rows_evaluated, 1)
         if "k" in arrays:
