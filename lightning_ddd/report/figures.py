@@ -143,15 +143,15 @@ def plot_kappa_to_base(epochs: np.ndarray, kappa: np.ndarray, names: Sequence[st
     for i, name in enumerate(names):
         if name == base:
             continue
-        ax.plot(epochs, kappa[i], color=colors[i % len(colors)], lw=1, label=name if len(names) <= 15 else None)
+        ax.plot(epochs, kappa[i], color=colors[i % len(colors)], lw=1, label=name if len(names) <= 24 else None)
         if ci_last is not None:
             ax.errorbar(epochs[-1], kappa[i, -1], yerr=[[kappa[i, -1] - ci_last[0][i]], [ci_last[1][i] - kappa[i, -1]]],
                         color=colors[i % len(colors)], capsize=2, fmt="none")
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"kappa with base run {base!r}")
     ax.set_title("Error consistency with the base run per epoch", fontsize=10)
-    if len(names) <= 15:
-        ax.legend(fontsize=7, ncols=2)
+    if len(names) <= 24:
+        ax.legend(fontsize=6, ncols=2, loc="lower right")
     else:
         ax.text(0.01, 0.01, f"{len(names) - 1} runs (legend omitted)", transform=ax.transAxes, fontsize=7)
     return fig, ax
