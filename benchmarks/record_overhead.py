@@ -12,7 +12,8 @@
     background thread competes for the same cores meanwhile). The wait for the queued work at the end of
     fit, after training, is printed separately as (d).
 
-Usage: python benchmarks/record_overhead.py [--pairs 21] [--val-size 2048] [--epochs 2] [--threads 1] [--no-wandb]
+Usage: python benchmarks/record_overhead.py [--pairs 21] [--val-size 8192] [--batch 256] [--threads 1] [--no-wandb]
+       [--separate-fits [--epochs 2]]
 """
 
 from __future__ import annotations
@@ -230,9 +231,9 @@ def _interval(values: list[float]) -> tuple[float, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs", type=int, default=21)
-    p.add_argument("--val-size", type=int, default=2048)
+    p.add_argument("--val-size", type=int, default=8192)
     p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--batch", type=int, default=256)
     p.add_argument("--reps", type=int, default=200)
     p.add_argument("--no-wandb", action="store_true")
     p.add_argument("--separate-fits", action="store_true",
