@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from helpers import digits_loaders, trainer
 
-from lightning_ddd import DecisionRecorder, DecisionStore
+from lightning_ddd import DecisionRecorder
 from lightning_ddd.analysis import (
     count_correct,
     load_runs,

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from helpers import FileReference, assert_store_matches, digits_loaders, load_file_reference, trainer, val_tensors
 from torch.utils.data import DataLoader

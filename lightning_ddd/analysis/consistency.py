@@ -73,7 +73,7 @@ def resample_indices(n_samples: int, n_boot: int, seed: int, chunk: int = 100): 
 
 
 def bootstrap_kappa(correct: np.ndarray, *, evaluated: np.ndarray | None = None, n_boot: int = 1000,
-                    seed: int = 0, return_samples: bool = False) -> np.ndarray:
+                    seed: int = 0) -> np.ndarray:
     """Kappa of every pair for each bootstrap resample of the samples.
 
     Args:
@@ -81,7 +81,6 @@ def bootstrap_kappa(correct: np.ndarray, *, evaluated: np.ndarray | None = None,
         evaluated: optional (M, N) bool.
         n_boot: resamples.
         seed: random seed (the resamples equal those of :func:`resample_indices` with this seed).
-        return_samples: unused flag kept for symmetry; the (n_boot, M, M) array is always returned.
 
     Returns:
         (n_boot, M, M) kappas.

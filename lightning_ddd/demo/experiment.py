@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from lightning_ddd.grid import GridRunner, RunSpec, conditions_of, paper_grid
 

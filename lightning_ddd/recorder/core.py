@@ -8,7 +8,6 @@ device) -> :class:`~lightning_ddd.capture.buffer.DeviceBuffer` -> one gather per
 from __future__ import annotations
 
 import types
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,18 +28,20 @@ from lightning_ddd.capture.extract import (
 )
 from lightning_ddd.capture.gather import EpochArrays, gather_epoch
 from lightning_ddd.capture.sampler_ids import SamplerIds
-from lightning_ddd.live.wandb_media import WandbMedia, find_wandb_logger
+from lightning_ddd.live.wandb_media import WandbMedia
 from lightning_ddd.recorder.background import BackgroundJobs
-from lightning_ddd.recorder.naming import default_run_name, run_metadata, safe_name
+from lightning_ddd.recorder.live_logging import LiveLogging
+from lightning_ddd.recorder.store_session import StoreSession
+from lightning_ddd.recorder.training_split import TrainingSplitHooks
 from lightning_ddd.store.format import RowFlag
 from lightning_ddd.store.lock import StoreLock
 from lightning_ddd.store.row import Row
-from lightning_ddd.store.writer import StoreWriter, pending_dir
+from lightning_ddd.store.writer import StoreWriter
 
 _PRECISIONS = ("float32", "float16")
 
 
-class DecisionRecorderCore:
+class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
     """Framework-independent body of ``DecisionRecorder``; see :class:`lightning_ddd.DecisionRecorder`."""
 
     _pl: types.ModuleType  # lightning.pytorch or pytorch_lightning, set by the concrete subclass
@@ -128,7 +129,6 @@ class DecisionRecorderCore:
         self._num_classes: dict[int, int] = {}
         self._live: dict[str, DynamicsAccumulator] = {}
         self._epochs: dict[str, list[float]] = {}
-        self._last_arrays: dict[str, EpochArrays] = {}
         self._media_failed = False
         self._table_pending: dict[str, tuple[Any, EpochArrays]] = {}
         self._media_calls: dict[str, int] = {}
@@ -270,101 +270,6 @@ class DecisionRecorderCore:
         frac = done / total if isinstance(total, (int, float)) and 0 < total < float("inf") else 0.0
         return float(trainer.current_epoch + frac), RowFlag.MID_EPOCH
 
-    # ------------------------------------------------------------------ store resolution (collective)
-    def _rank_zero_call(self, trainer: Any, fn: Any) -> Any:
-        """Run ``fn`` on global rank 0, broadcast its result or exception, raise it on every rank."""
-        result: Any = None
-        error: BaseException | None = None
-        if trainer.is_global_zero:
-            try:
-                result = fn()
-            except BaseException as err:  # noqa: BLE001 - re-raised on every rank below
-                error = err
-        result, error = trainer.strategy.broadcast((result, error), src=0)
-        if error is not None:
-            raise error
-        return result
-
-    def _resolve_store(self, trainer: Any, pl_module: Any) -> None:
-        if self._writer is not None:
-            if self._lock is not None:
-                self._rank_zero_call(trainer, lambda: self._lock.acquire(resuming=True))
-            return
-        name = self._restored.get("run_name") or (safe_name(self.run_name) if self.run_name else None)
-        name = name or default_run_name(trainer)
-        run_id = self._restored.get("run_id") or uuid.uuid4().hex
-        name, run_id = trainer.strategy.broadcast((name, run_id), src=0)
-        path = self.dirpath / f"{name}.h5"
-        old = self._restored.get("store_path")
-        if old and Path(old).resolve() != path.resolve():
-            self._pl.utilities.rank_zero_warn(
-                f"DecisionRecorder: the checkpoint recorded into {old!r}; continuing in {str(path)!r} (dirpath moved)."
-            )
-        writer = StoreWriter(path, run_name=name, run_id=run_id, metadata=run_metadata(trainer, pl_module),
-                             float_dtype=self.precision, locking=self.locking)
-        lock = StoreLock(path, run_id, id(self))
-
-        def open_on_rank_zero() -> dict[str, int]:
-            lock.acquire(resuming=bool(self._restored))
-            try:
-                if path.exists() and not self._restored:
-                    if not self.overwrite:
-                        raise FileExistsError(
-                            f"A decision store already exists at {str(path)!r}. Resume with "
-                            "trainer.fit(..., ckpt_path=...), choose another DecisionRecorder(run_name=...) or "
-                            "dirpath, or pass overwrite=True to replace it."
-                        )
-                    path.unlink()
-                    for stale in writer.pending_files():
-                        stale.unlink()
-                counts = writer.open()
-                return self._drop_stale_rows(writer, counts)
-            except BaseException:
-                lock.release()
-                raise
-
-        counts = self._rank_zero_call(trainer, open_on_rank_zero)
-        self._writer, self._lock, self._store_path = writer, lock, path
-        self._resolved_run_name, self._run_id = name, run_id
-        self._rows = dict(counts)
-        if self._restored:
-            self._rebuild_live(trainer)
-
-    def _drop_stale_rows(self, writer: StoreWriter, counts: dict[str, int]) -> dict[str, int]:
-        if not self._restored:
-            return counts
-        kept = dict(self._restored.get("rows", {}))
-        for split, n in counts.items():
-            keep = kept.get(split, 0)
-            if n > keep:
-                dropped = writer.truncate(split, keep)
-                warnings.warn(
-                    f"DecisionRecorder: dropped {dropped} row(s) of split {split!r} written after the checkpoint "
-                    f"that is being resumed ({str(writer.path)!r} now holds {keep} rows).", stacklevel=2,
-                )
-                counts[split] = keep
-        return counts
-
-    def _rebuild_live(self, trainer: Any) -> None:
-        from lightning_ddd.store.reader import DecisionStore
-
-        def read() -> tuple[dict[str, DynamicsAccumulator], dict[str, list[float]]]:
-            store = DecisionStore(self._store_path)
-            live, epochs = {}, {}
-            for split in store.splits:
-                epochs[split] = store.rows(split)["epoch"].tolist()
-                fields = ("evaluated", "correct", "pred")
-                info = store.info(split)
-                acc = DynamicsAccumulator(info.num_samples, burn_in=0 if info.kind == "train" else self.burn_in,
-                                          flip_threshold=self.flip_threshold)
-                for row in store.iter_rows(split, fields):
-                    acc.update(row["correct"], row["evaluated"], pred=row["pred"])
-                live[split] = acc
-            return live, epochs
-
-        self._live, self._epochs = self._rank_zero_call(trainer, read)
-        self._last_step = {s: int(v) for s, v in self._restored.get("last_step", {}).items()}
-
     # ------------------------------------------------------------------ hooks (called by the subclasses)
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         """Register the forward hook on the LightningModule or the named submodule."""
@@ -487,78 +392,6 @@ class DecisionRecorderCore:
         decisions = compute_decisions(record.logits, record.targets)
         self._buffers[dataloader_idx].add(decisions, record.targets, ids)
 
-    # ------------------------------------------------------------------ training split
-    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        """Prepare the training-split buffer (``record_train=True``)."""
-        self._train_active = bool(self.record_train) and not getattr(trainer, "fast_dev_run", False)
-        if not self._train_active:
-            return
-        loader = trainer.train_dataloader
-        dataset = getattr(loader, "dataset", None)
-        if dataset is None or not hasattr(dataset, "__len__"):
-            raise ValueError("DecisionRecorder(record_train=True) needs a map-style training dataset with a length.")
-        n = len(dataset)
-        buf = self._train_buffer
-        if buf is None or buf.num_samples != n or buf.device != torch.device(pl_module.device):
-            self._train_buffer = DeviceBuffer(n, 0, pl_module.device)
-        else:
-            buf.reset()
-        try:  # at epoch level (after Lightning's set_epoch): copies the epoch's indices to the device once
-            self._train_ids = SamplerIds(loader, self._train_buffer.device, allow_distributed_shuffle=True)
-        except ValueError as err:  # only an error if the batches carry no ids either
-            self._train_ids = err
-        self._train_classes = 0
-
-    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
-        """Start capturing forward outputs of this training batch."""
-        self._captured = None
-        self._capturing = self._train_active
-
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Record this presentation's decisions (train mode) on the device, by sample id."""
-        self._capturing = False
-        if not self._train_active:
-            return
-        captured, self._captured = self._captured, None
-        record = self.extract_batch(trainer, pl_module, batch, outputs, captured, -1)
-        classes = num_classes_of(record.logits)
-        if self._train_classes and classes != self._train_classes:
-            raise ValueError(f"Model output changed from {self._train_classes} to {classes} classes within an epoch.")
-        self._train_classes = classes
-        ids = record.ids
-        if ids is None:
-            if isinstance(self._train_ids, Exception):
-                raise self._train_ids
-            ids = self._train_ids.batch(batch_idx)
-        self._train_buffer.add(compute_decisions(record.logits, record.targets), record.targets, ids)
-
-    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        """Gather the epoch's presentations and write one training-split row (a collective)."""
-        if not self._train_active or self._train_buffer is None:
-            return
-        self._train_active = False
-        buf = self._train_buffer
-        classes = self._num_classes_all_ranks(trainer, self._train_classes)
-        if classes == 0:
-            return
-        arrays = gather_epoch(buf)
-        arrays.conflict_ids = arrays.conflict_ids[:0]  # repeated presentations may differ: keep the last
-        flags = self._check_epoch(arrays, self.train_split, buf.num_samples, classes) | RowFlag.TRAIN_PRESENTATIONS
-        row = Row(
-            split=self.train_split, global_step=int(trainer.global_step), epoch=float(trainer.current_epoch + 1),
-            flags=flags, num_classes=classes, evaluated=arrays.evaluated, correct=arrays.correct, pred=arrays.pred,
-            targets=arrays.targets, loss=arrays.loss if self.record_loss else None,
-            margin=arrays.margin if self.record_margin else None,
-            presentations=np.minimum(arrays.presentations, 255).astype(np.uint8),
-        )
-        self._write(trainer, row)
-        self._epochs.setdefault(self.train_split, []).append(row.epoch)
-        acc = self._live.get(self.train_split)
-        if acc is None or acc.num_samples != buf.num_samples:
-            acc = self._live[self.train_split] = DynamicsAccumulator(buf.num_samples, burn_in=0,
-                                                                     flip_threshold=self.flip_threshold)
-        acc.update(arrays.correct, arrays.evaluated, pred=arrays.pred)
-
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         """Gather each split (collective), check it, write it on rank 0, and log the live summaries."""
         if not self._recording:
@@ -582,7 +415,6 @@ class DecisionRecorderCore:
                 margin=arrays.margin if self.record_margin else None,
             )
             self._write(trainer, row)
-            self._last_arrays[split] = arrays
             self._epochs.setdefault(split, []).append(epoch)
             self._summarise(trainer, pl_module, split, arrays, classes)
             self._log_media(trainer, split, arrays, self._val_loaders(trainer)[i])
@@ -627,127 +459,3 @@ class DecisionRecorderCore:
         self._rank_zero_call(trainer, lambda: self._jobs.submit(lambda: writer.append(row)))
         self._rows[row.split] = self._rows.get(row.split, 0) + 1
         self._last_step[row.split] = row.global_step
-
-    def _summarise(self, trainer: Any, pl_module: Any, split: str, a: EpochArrays, classes: int) -> None:
-        acc = self._live.get(split)
-        if acc is None or acc.num_samples != a.evaluated.shape[0]:
-            acc = self._live[split] = DynamicsAccumulator(a.evaluated.shape[0], burn_in=self.burn_in,
-                                                          flip_threshold=self.flip_threshold)
-        acc.update(a.correct, a.evaluated, pred=a.pred)
-        if not self.log_summaries:
-            return
-        for key, value in self.summary_values(split).items():
-            if np.isfinite(value):
-                pl_module.log(key, float(value), on_step=False, on_epoch=True, sync_dist=False)
-
-    def _log_media(self, trainer: Any, split: str, a: EpochArrays, loader: Any) -> None:
-        """W&B media on global rank 0 only, never during the sanity check; a failure only warns."""
-        if not self.wandb_media or self._media_failed or trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        logger = find_wandb_logger(trainer)
-        if logger is None:
-            return
-        calls = self._media_calls.get(split, 0)
-        self._media_calls[split] = calls + 1
-        # the table (thumbnails) costs most: every n-th row, and the last one at the end of fit
-        table = (calls + 1) % max(1, self.wandb_table_every_n_epochs) == 0
-        dataset = getattr(loader, "dataset", None)
-        if table:
-            self._table_pending.pop(split, None)
-        else:
-            self._table_pending[split] = (dataset, a)
-        prepared = self._media.prepare(split, self._live[split], self._epochs[split], a.pred, a.targets, table=table)
-        self._jobs.submit(lambda: self._emit_media(logger, prepared, dataset, int(trainer.global_step)))
-
-    def _emit_media(self, logger: Any, prepared: dict[str, Any], dataset: Any, step: int) -> None:
-        if self._media_failed:
-            return
-        try:
-            self._media.emit(logger, prepared, dataset, step, self.log_prefix)
-        except Exception as err:  # noqa: BLE001 - media must never stop training
-            self._media_failed = True
-            warnings.warn(f"DecisionRecorder: W&B media disabled after an error: {err!r}", stacklevel=2)
-
-    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
-        """Finish queued writes; log the store as a W&B artifact; finish the W&B run only in a DDP child
-        process that would otherwise lose it."""
-        self._jobs.flush()
-        if not trainer.is_global_zero or self._store_path is None:
-            return
-        logger = find_wandb_logger(trainer)
-        if logger is None:
-            return
-        if self.wandb_media and self._table_pending and not self._media_failed:
-            for split, (dataset, a) in self._table_pending.items():  # the last rows' table, if skipped
-                prepared = self._media.prepare(split, self._live[split], self._epochs[split], a.pred, a.targets,
-                                               table=True, charts=False)
-                self._emit_media(logger, prepared, dataset, int(trainer.global_step))
-            self._table_pending.clear()
-        if self.wandb_media and self._store_path.exists():
-            try:
-                self._media.log_store(logger, self._store_path, self._resolved_run_name or "run")
-            except Exception as err:  # noqa: BLE001
-                self._pl.utilities.rank_zero_warn(f"DecisionRecorder: could not log the store to W&B: {err!r}")
-        if _in_multiprocessing_child(trainer):
-            # a spawned or forked DDP child exits with os._exit: an unfinished offline run would stay empty
-            logger.experiment.finish()
-
-    def summary_values(self, split: str) -> dict[str, float]:
-        """The live scalars of a split's latest row, keyed as logged (``<prefix>/<split>/<name>``).
-
-        Names: ``accuracy``, ``always_learned``, ``never_learned``, ``flip_flopping`` (fractions of observed
-        samples so far), ``learned`` and ``forgotten`` (samples since the previous row), ``kappa_prev``
-        (error consistency with the previous row), ``pred_changes`` (samples whose predicted class changed).
-        """
-        acc = self._live.get(split)
-        if acc is None or not acc.rows.accuracy:
-            return {}
-        rows = acc.rows
-        values = {
-            "accuracy": rows.accuracy[-1], "always_learned": rows.always_learned[-1],
-            "never_learned": rows.never_learned[-1], "flip_flopping": rows.flip_flopping[-1],
-            "learned": float(rows.learned[-1]) if len(rows.learned) > 1 else float("nan"),
-            "forgotten": float(rows.forgotten[-1]) if len(rows.forgotten) > 1 else float("nan"),
-            "kappa_prev": rows.kappa_prev[-1], "pred_changes": rows.pred_changes[-1],
-        }
-        return {f"{self.log_prefix}/{split}/{k}": v for k, v in values.items()}
-
-    # ------------------------------------------------------------------ checkpoint state
-    def state_dict(self) -> dict[str, Any]:
-        """Small, flat resume state: run name and id, store path, committed rows per split.
-
-        Queued writes are finished first, so the checkpoint never counts a row that is not in the store.
-        """
-        try:
-            self._jobs.flush()
-        except Exception as err:  # noqa: BLE001 - raised again (on every rank) at the next row
-            self._jobs._error = err
-        return {
-            "run_name": self._resolved_run_name, "run_id": self._run_id,
-            "store_path": str(self._store_path) if self._store_path else None,
-            "rows": dict(self._rows), "last_step": dict(self._last_step), "version": 1,
-        }
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Remember the checkpoint's run so that the store is continued, not restarted."""
-        if not state_dict.get("run_id"):
-            return
-        self._restored = {
-            "run_name": state_dict.get("run_name"), "run_id": state_dict.get("run_id"),
-            "store_path": state_dict.get("store_path"), "rows": dict(state_dict.get("rows", {})),
-            "last_step": dict(state_dict.get("last_step", {})),
-        }
-        self._writer = None
-
-
-def _in_multiprocessing_child(trainer: Any) -> bool:
-    import multiprocessing
-
-    launcher = getattr(trainer.strategy, "launcher", None)
-    return type(launcher).__name__ == "_MultiProcessingLauncher" and multiprocessing.parent_process() is not None
-
-
-def pending_rows(path: str | Path) -> int:
-    """Number of rows of a store still waiting in side files."""
-    folder = pending_dir(path)
-    return len(list(folder.glob("*.npz"))) if folder.is_dir() else 0

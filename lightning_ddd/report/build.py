@@ -33,7 +33,6 @@ from lightning_ddd.analysis import (
     summarize_difficulty,
     summarize_dynamics,
 )
-from lightning_ddd.analysis.difficulty import Difficulty
 from lightning_ddd.analysis.loading import Trajectory
 
 MAX_SVG_BYTES = 2 * 1024 * 1024

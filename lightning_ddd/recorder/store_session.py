@@ -1,0 +1,140 @@
+"""Resolving the store a run writes (a collective step) and the recorder's checkpoint state."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+
+from lightning_ddd.analysis.dynamics import DynamicsAccumulator
+from lightning_ddd.recorder.naming import default_run_name, run_metadata, safe_name
+from lightning_ddd.store.lock import StoreLock
+from lightning_ddd.store.writer import StoreWriter
+
+
+class StoreSession:
+    """Mixin of ``DecisionRecorderCore``: which store, its claim, resume, and the checkpoint state."""
+
+    def _rank_zero_call(self, trainer: Any, fn: Any) -> Any:
+        """Run ``fn`` on global rank 0, broadcast its result or exception, raise it on every rank."""
+        result: Any = None
+        error: BaseException | None = None
+        if trainer.is_global_zero:
+            try:
+                result = fn()
+            except BaseException as err:  # noqa: BLE001 - re-raised on every rank below
+                error = err
+        result, error = trainer.strategy.broadcast((result, error), src=0)
+        if error is not None:
+            raise error
+        return result
+
+    def _resolve_store(self, trainer: Any, pl_module: Any) -> None:
+        if self._writer is not None:
+            if self._lock is not None:
+                self._rank_zero_call(trainer, lambda: self._lock.acquire(resuming=True))
+            return
+        name = self._restored.get("run_name") or (safe_name(self.run_name) if self.run_name else None)
+        name = name or default_run_name(trainer)
+        run_id = self._restored.get("run_id") or uuid.uuid4().hex
+        name, run_id = trainer.strategy.broadcast((name, run_id), src=0)
+        path = self.dirpath / f"{name}.h5"
+        old = self._restored.get("store_path")
+        if old and Path(old).resolve() != path.resolve():
+            self._pl.utilities.rank_zero_warn(
+                f"DecisionRecorder: the checkpoint recorded into {old!r}; continuing in {str(path)!r} (dirpath moved)."
+            )
+        writer = StoreWriter(path, run_name=name, run_id=run_id, metadata=run_metadata(trainer, pl_module),
+                             float_dtype=self.precision, locking=self.locking)
+        lock = StoreLock(path, run_id, id(self))
+
+        def open_on_rank_zero() -> dict[str, int]:
+            lock.acquire(resuming=bool(self._restored))
+            try:
+                if path.exists() and not self._restored:
+                    if not self.overwrite:
+                        raise FileExistsError(
+                            f"A decision store already exists at {str(path)!r}. Resume with "
+                            "trainer.fit(..., ckpt_path=...), choose another DecisionRecorder(run_name=...) or "
+                            "dirpath, or pass overwrite=True to replace it."
+                        )
+                    path.unlink()
+                    for stale in writer.pending_files():
+                        stale.unlink()
+                counts = writer.open()
+                return self._drop_stale_rows(writer, counts)
+            except BaseException:
+                lock.release()
+                raise
+
+        counts = self._rank_zero_call(trainer, open_on_rank_zero)
+        self._writer, self._lock, self._store_path = writer, lock, path
+        self._resolved_run_name, self._run_id = name, run_id
+        self._rows = dict(counts)
+        if self._restored:
+            self._rebuild_live(trainer)
+
+    def _drop_stale_rows(self, writer: StoreWriter, counts: dict[str, int]) -> dict[str, int]:
+        if not self._restored:
+            return counts
+        kept = dict(self._restored.get("rows", {}))
+        for split, n in counts.items():
+            keep = kept.get(split, 0)
+            if n > keep:
+                dropped = writer.truncate(split, keep)
+                warnings.warn(
+                    f"DecisionRecorder: dropped {dropped} row(s) of split {split!r} written after the checkpoint "
+                    f"that is being resumed ({str(writer.path)!r} now holds {keep} rows).", stacklevel=2,
+                )
+                counts[split] = keep
+        return counts
+
+    def _rebuild_live(self, trainer: Any) -> None:
+        from lightning_ddd.store.reader import DecisionStore
+
+        def read() -> tuple[dict[str, DynamicsAccumulator], dict[str, list[float]]]:
+            store = DecisionStore(self._store_path)
+            live, epochs = {}, {}
+            for split in store.splits:
+                epochs[split] = store.rows(split)["epoch"].tolist()
+                fields = ("evaluated", "correct", "pred")
+                info = store.info(split)
+                acc = DynamicsAccumulator(info.num_samples, burn_in=0 if info.kind == "train" else self.burn_in,
+                                          flip_threshold=self.flip_threshold)
+                for row in store.iter_rows(split, fields):
+                    acc.update(row["correct"], row["evaluated"], pred=row["pred"])
+                live[split] = acc
+            return live, epochs
+
+        self._live, self._epochs = self._rank_zero_call(trainer, read)
+        self._last_step = {s: int(v) for s, v in self._restored.get("last_step", {}).items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Small, flat resume state: run name and id, store path, committed rows per split.
+
+        Queued writes are finished first, so the checkpoint never counts a row that is not in the store.
+        """
+        try:
+            self._jobs.flush()
+        except Exception as err:  # noqa: BLE001 - raised again (on every rank) at the next row
+            self._jobs._error = err
+        return {
+            "run_name": self._resolved_run_name, "run_id": self._run_id,
+            "store_path": str(self._store_path) if self._store_path else None,
+            "rows": dict(self._rows), "last_step": dict(self._last_step), "version": 1,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Remember the checkpoint's run so that the store is continued, not restarted."""
+        if not state_dict.get("run_id"):
+            return
+        self._restored = {
+            "run_name": state_dict.get("run_name"), "run_id": state_dict.get("run_id"),
+            "store_path": state_dict.get("store_path"), "rows": dict(state_dict.get("rows", {})),
+            "last_step": dict(state_dict.get("last_step", {})),
+        }
+        self._writer = None
+
+
