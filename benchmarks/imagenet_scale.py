@@ -55,7 +55,7 @@ def main() -> None:
     n, classes = a.samples, a.classes
     traj = Trajectories(n, classes, seed=0)
     targets = torch.from_numpy(traj.targets)
-    buf = DeviceBuffer(n, classes, torch.device("cpu"))
+    buf = DeviceBuffer(n, torch.device("cpu"))
     mb = 2**20
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "imagenet_train.h5"

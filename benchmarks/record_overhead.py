@@ -116,7 +116,7 @@ def per_batch(batch: int, reps: int) -> tuple[float, float]:
         logits = net(x)
         for _ in range(3):
             net(x)
-        buf = DeviceBuffer(batch * reps, 10, torch.device("cpu"))
+        buf = DeviceBuffer(batch * reps, torch.device("cpu"))
         ids = torch.arange(batch)
         fwd, rec, mixed = [], [], []
         block = 20
@@ -142,7 +142,7 @@ def epoch_end(n: int, reps: int = 20) -> float:
     from lightning_ddd.analysis import DynamicsAccumulator
     from lightning_ddd.store import Row, RowFlag, StoreWriter
 
-    buf = DeviceBuffer(n, 10, torch.device("cpu"))
+    buf = DeviceBuffer(n, torch.device("cpu"))
     logits, y = torch.randn(n, 10), torch.randint(0, 10, (n,))
     buf.add(compute_decisions(logits, y), y, torch.arange(n))
     acc = DynamicsAccumulator(n)

@@ -102,6 +102,9 @@ def test_report_matches_the_analysis_api(stores, tmp_path, capsys):
     cons = pairwise_consistency(m.correct, runs=m.runs, n_boot=200, seed=0)
     np.testing.assert_allclose(np.array(summary["consistency"]["all"]["kappa"], float), cons.kappa, atol=1e-12)
     np.testing.assert_allclose(np.array(summary["consistency"]["all"]["ci_low"], float), cons.ci_low, atol=1e-12)
+    b = list(m.runs).index("base")  # intervals of kappa to the base at the last epoch: the same resamples
+    np.testing.assert_allclose(np.array(summary["to_base"]["ci_low_last"], float), cons.ci_low[b], atol=1e-12)
+    np.testing.assert_allclose(np.array(summary["to_base"]["ci_high_last"], float), cons.ci_high[b], atol=1e-12)
     mid = pairwise_consistency(m.correct, samples=d.in_between, runs=m.runs, n_boot=200, seed=0)
     np.testing.assert_allclose(np.array(summary["consistency"]["in_between"]["kappa"], float), mid.kappa,
                                atol=1e-12)

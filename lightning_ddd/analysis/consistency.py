@@ -10,6 +10,7 @@ resamples are the same ones a loop over ``indices`` would use (``resample_indice
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -144,13 +145,10 @@ def pairwise_consistency(correct: np.ndarray, *, evaluated: np.ndarray | None = 
     if n_boot and n:
         boot = bootstrap_kappa(c, evaluated=ev, n_boot=n_boot, seed=seed)
         alpha = (1 - confidence) / 2
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                lo, hi = np.nanquantile(boot, [alpha, 1 - alpha], axis=0)
-                se = np.nanstd(boot, axis=0)
+        with warnings.catch_warnings():  # all-NaN cells (no common sample) stay NaN, silently
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, hi = np.nanquantile(boot, [alpha, 1 - alpha], axis=0)
+            se = np.nanstd(boot, axis=0)
     return ConsistencyResult(stats=stats, ci_low=lo, ci_high=hi, std_error=se, runs=names, n_samples=n,
                              subset=subset, n_boot=n_boot, confidence=confidence, row=row, tolerance=tolerance)
 

@@ -23,13 +23,11 @@ class DeviceBuffer:
 
     Args:
         num_samples: N, the size of the split's dataset; valid ids are 0..N-1.
-        num_classes: number of classes of the model output (0 until known).
         device: where the buffer lives (the model's device).
     """
 
-    def __init__(self, num_samples: int, num_classes: int, device: torch.device) -> None:
+    def __init__(self, num_samples: int, device: torch.device) -> None:
         self.num_samples = int(num_samples)
-        self.num_classes = int(num_classes)
         self.device = torch.device(device)
         self.ints: list[torch.Tensor] = []
         self.bits: list[torch.Tensor] = []

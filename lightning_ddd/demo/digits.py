@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -76,14 +75,12 @@ class DigitsDataModule(pl.LightningDataModule):
         split_seed: train/validation split seed (keep it fixed across runs compared together).
         subset: ``"all"``, ``"half_a"`` or ``"half_b"`` (two disjoint halves of the training set).
         val_batch_size: validation batch size.
-        label_noise: fraction of training labels replaced by a random other class (fixed by split_seed),
-            which keeps accuracy below the ceiling like ImageNet's models.
         with_index: wrap the datasets so batches carry sample ids (x, y, index).
         pixel_noise: fixed Gaussian pixel noise (see :func:`load_digits_arrays`).
     """
 
     def __init__(self, batch_size: int = 32, order_seed: int = 0, split_seed: int = 0, subset: str = "all",
-                 val_batch_size: int = 256, label_noise: float = 0.0, with_index: bool = False,
+                 val_batch_size: int = 256, with_index: bool = False,
                  pixel_noise: float = 0.0) -> None:
         super().__init__()
         if subset not in ("all", "half_a", "half_b"):
@@ -93,18 +90,12 @@ class DigitsDataModule(pl.LightningDataModule):
         self.split_seed = split_seed
         self.subset = subset
         self.val_batch_size = val_batch_size
-        self.label_noise = label_noise
         self.with_index = with_index
         self.pixel_noise = pixel_noise
         self.num_classes = 10
 
     def setup(self, stage: str | None = None) -> None:
         x_tr, y_tr, x_val, y_val = load_digits_arrays(self.split_seed, pixel_noise=self.pixel_noise)
-        if self.label_noise:
-            rng = np.random.default_rng(self.split_seed + 1)
-            flip = rng.random(len(y_tr)) < self.label_noise
-            y_tr = y_tr.copy()
-            y_tr[flip] = (y_tr[flip] + rng.integers(1, 10, flip.sum())) % 10
         self.train_set: Dataset = TensorDataset(torch.from_numpy(x_tr), torch.from_numpy(y_tr))
         self.val_set: Dataset = TensorDataset(torch.from_numpy(x_val), torch.from_numpy(y_val))
         if self.with_index:
@@ -122,5 +113,3 @@ class DigitsDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=self.val_batch_size, shuffle=False)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"order_seed": self.order_seed}

@@ -348,7 +348,7 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
             n = len(dataset)
             buf = self._buffers.get(i)
             if buf is None or buf.num_samples != n or buf.device != torch.device(device):
-                self._buffers[i] = DeviceBuffer(n, 0, device)
+                self._buffers[i] = DeviceBuffer(n, device)
             else:
                 buf.reset()
         self._sampler_ids.clear()
@@ -423,7 +423,12 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
         t = torch.tensor([local], dtype=torch.int64, device=trainer.strategy.root_device)
         return int(trainer.strategy.reduce(t, reduce_op="max").item()) if trainer.world_size > 1 else local
 
-    def _check_epoch(self, a: EpochArrays, split: str, n: int, classes: int) -> RowFlag:
+    def _check_epoch(self, a: EpochArrays, split: str, n: int, classes: int, *, repeats_differ: bool = False
+                     ) -> RowFlag:
+        """Raise on invalid ids, ambiguous ids or targets out of range; warn on non-finite logits.
+
+        ``repeats_differ``: presentations of one id may differ (training split: the model changes between
+        them), so an id seen twice with different predictions is not an error there."""
         def some(ids: np.ndarray) -> str:
             return f"{ids[:10].tolist()}{' ...' if ids.size > 10 else ''}"
 
@@ -432,7 +437,7 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
                 f"Split {split!r}: ids {some(a.bad_ids)} lie outside [0, {n}); nothing was written for this epoch. "
                 f"Ids must index the dataset. {MISSING_IDS_HINT}"
             )
-        if a.conflict_ids.size:
+        if a.conflict_ids.size and not repeats_differ:
             raise ValueError(
                 f"Split {split!r}: ids {some(a.conflict_ids)} were seen more than once in one epoch with different "
                 "predictions or targets, so ids do not identify samples; nothing was written for this epoch. "

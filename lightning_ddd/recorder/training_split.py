@@ -31,7 +31,7 @@ class TrainingSplitHooks:
         n = len(dataset)
         buf = self._train_buffer
         if buf is None or buf.num_samples != n or buf.device != torch.device(pl_module.device):
-            self._train_buffer = DeviceBuffer(n, 0, pl_module.device)
+            self._train_buffer = DeviceBuffer(n, pl_module.device)
         else:
             buf.reset()
         try:  # at epoch level (after Lightning's set_epoch): copies the epoch's indices to the device once
@@ -73,8 +73,8 @@ class TrainingSplitHooks:
         if classes == 0:
             return
         arrays = gather_epoch(buf)
-        arrays.conflict_ids = arrays.conflict_ids[:0]  # repeated presentations may differ: keep the last
-        flags = self._check_epoch(arrays, self.train_split, buf.num_samples, classes) | RowFlag.TRAIN_PRESENTATIONS
+        flags = self._check_epoch(arrays, self.train_split, buf.num_samples, classes, repeats_differ=True)
+        flags |= RowFlag.TRAIN_PRESENTATIONS
         row = Row(
             split=self.train_split, global_step=int(trainer.global_step), epoch=float(trainer.current_epoch + 1),
             flags=flags, num_classes=classes, evaluated=arrays.evaluated, correct=arrays.correct, pred=arrays.pred,

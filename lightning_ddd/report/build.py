@@ -20,6 +20,7 @@ import numpy as np
 
 from lightning_ddd.analysis import (
     align_rows,
+    check_same_dataset,
     check_tolerance,
     compare_to_binomial,
     condition_consistency,
@@ -141,13 +142,11 @@ def analyse(inputs: Sequence[str], opts: ReportOptions) -> tuple[dict[str, Any],
     if len(runs) < 2:
         summary["notes"].append("Only one run: cross-run figures (k histogram, kappa heat maps, kappa to the base run) "
                                 "need at least two runs.")
-        return _finish(summary, arrays, opts, runs, base_i, None)
+        return _finish(summary, arrays, opts, runs, base_i)
 
     ref_correct, ref_eval, ref_names = m.correct, m.evaluated, m.runs
     if opts.reference:
         ref_runs = load_runs(opts.reference, opts.split, fields=())
-        from lightning_ddd.analysis.loading import check_same_dataset
-
         check_same_dataset([runs[0], *ref_runs])
         rm = runs_at_row(ref_runs, row=opts.row, epoch=opts.epoch)
         ref_correct, ref_eval, ref_names = rm.correct, rm.evaluated, rm.runs
@@ -206,17 +205,21 @@ def analyse(inputs: Sequence[str], opts: ReportOptions) -> tuple[dict[str, Any],
                 cc = condition_consistency(res.kappa, labels)
                 summary["conditions"][key] = dataclasses.asdict(cc)
         arrays["conditions"] = labels
-    return _finish(summary, arrays, opts, runs, base_i, difficulty)
+    return _finish(summary, arrays, opts, runs, base_i)
 
 
 def _finish(summary: dict[str, Any], arrays: dict[str, Any], opts: ReportOptions, runs: list[Trajectory],
-            base_i: int, difficulty: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+            base_i: int) -> tuple[dict[str, Any], dict[str, Any]]:
     if len(runs) >= 2:
         epochs, correct, evaluated = align_rows(runs)
         if len(epochs):
             kb = consistency_to_base(correct, base=base_i, evaluated_rows=evaluated)
-            last = pairwise_consistency(correct[:, -1], evaluated=evaluated[:, -1], runs=summary["runs"],
-                                        n_boot=opts.n_boot, seed=opts.seed, row=f"epoch {epochs[-1]:g}")
+            same = arrays.get("cons_all")
+            m = arrays["matrix"]
+            if same is None or not np.allclose(m.epochs, epochs[-1]) or summary["label_errors_excluded"]:
+                same = None  # the main comparison is at other rows or on other samples: bootstrap again
+            last = same or pairwise_consistency(correct[:, -1], evaluated=evaluated[:, -1], runs=summary["runs"],
+                                                n_boot=opts.n_boot, seed=opts.seed, row=f"epoch {epochs[-1]:g}")
             summary["to_base"] = {"epochs": epochs, "kappa": kb, "ci_low_last": last.ci_low[base_i],
                                   "ci_high_last": last.ci_high[base_i]}
             arrays["to_base"] = (epochs, kb, (last.ci_low[base_i], last.ci_high[base_i]))

@@ -20,12 +20,6 @@ SPLITS_GROUP = "splits"
 ROW_FIELDS = ("global_step", "epoch", "flags", "wall_time", "committed")
 """One value per row. ``committed`` is written last; rows without it do not exist for readers."""
 
-SAMPLE_FIELDS = ("evaluated", "correct", "pred", "loss", "margin", "presentations")
-"""Per-row, per-sample arrays, shape (rows, samples)."""
-
-OPTIONAL_SAMPLE_FIELDS = ("loss", "margin", "presentations")
-"""Per-sample fields that a store may leave out."""
-
 CHUNK_SAMPLES = 1 << 20
 """At most this many samples per HDF5 chunk (chunks are one row high)."""
 

@@ -97,7 +97,6 @@ class StoreWriter:
         self.metadata = dict(metadata or {})
         self.float_dtype = float_dtype
         self.locking = locking
-        self._pending_seq = 0
 
     # ------------------------------------------------------------------ opening
     def _file(self, mode: str) -> h5py.File:
@@ -244,7 +243,7 @@ class StoreWriter:
             with self._file("a") as f:
                 self._append_open(f, row)
         except (BlockingIOError, OSError) as err:
-            if isinstance(err, StoreMismatchError) or not self._is_busy(err):
+            if not self._is_busy(err):
                 raise
             self._save_pending(row)
             warnings.warn(
@@ -359,7 +358,6 @@ class StoreWriter:
     def _save_pending(self, row: Row) -> Path:
         folder = pending_dir(self.path)
         folder.mkdir(parents=True, exist_ok=True)
-        self._pending_seq += 1
         name = f"{row.global_step:015d}-{time.time_ns()}-{row.split}.npz"
         tmp = folder / (name + ".tmp")
         arrays = {k: v for k, v in row.sample_fields().items()}
@@ -419,7 +417,7 @@ class StoreWriter:
                     f.flush()
                     path.unlink()
         except (BlockingIOError, OSError) as err:
-            if isinstance(err, StoreMismatchError) or not self._is_busy(err):
+            if not self._is_busy(err):
                 raise
             if not quiet:
                 warnings.warn(f"{len(files)} rows still wait to be appended to {str(self.path)!r}.", stacklevel=2)
