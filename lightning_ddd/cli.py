@@ -1,4 +1,4 @@
-"""The ``lightning-ddd`` command line: ``info``, ``report``, ``export`` and ``demo``.
+"""The ``lightning-ddd`` command line: ``info``, ``repair``, ``report``, ``export`` and ``demo``.
 
 ``info``, ``report`` and ``export`` import neither torch nor Lightning, so they start fast and work on the
 store of a run that is still training. User errors print one line with a hint and exit with code 1.
@@ -35,7 +35,7 @@ def cmd_info(a: argparse.Namespace) -> int:
     for path in find_stores(a.stores):
         out.append(open_store(path).describe())
     if a.json:
-        print(json.dumps(out, indent=1, default=str))
+        print(json.dumps(out, indent=1, default=str, allow_nan=False))
         return 0
     for d in out:
         print(f"{d['path']}: run {d['run_name']!r} (id {d['run_id']}), format version {d['format_version']}, "
@@ -45,6 +45,9 @@ def cmd_info(a: argparse.Namespace) -> int:
             span = f"epochs {epochs[0]:g}..{epochs[-1]:g}" if epochs else "no rows yet"
             print(f"  split {name!r} ({s['kind']}): {s['num_rows']} rows ({span}), {s['num_samples']} samples, "
                   f"{s['num_classes']} classes, fields {', '.join(s['fields'])}")
+        if d["pending_rows"]:
+            print(f"  {d['pending_rows']} row(s) pending in {d['path']}.pending/ (not yet in the store); run "
+                  f"`lightning-ddd repair {d['path']}` to merge them")
         meta = d["metadata"]
         print(f"  model {meta.get('model_class')}, seed {meta.get('seed')}, world size {meta.get('world_size')}, "
               f"started {meta.get('start_time')}")
@@ -53,27 +56,73 @@ def cmd_info(a: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------------------- repair
+def cmd_repair(a: argparse.Namespace) -> int:
+    from lightning_ddd.analysis import find_stores
+    from lightning_ddd.store import merge_pending
+
+    for path in find_stores(a.stores):
+        merged, left = merge_pending(path)
+        if left:
+            raise UserError(f"{path}: {left} pending row(s) could not be merged yet (the store is busy: a process "
+                            "holds it open); run this again when it is closed.")
+        print(f"{path}: merged {merged} pending row(s)" if merged else f"{path}: nothing pending")
+    return 0
+
+
 # -------------------------------------------------------------------------------------------- report
-def _options(a: argparse.Namespace) -> Any:
+def _check_ranges(a: argparse.Namespace) -> None:
+    """Refuse options outside their range, one line each."""
+    for name, low in (("tolerance", 0), ("bootstrap", 0), ("per_run_limit", 1), ("seed", 0), ("epochs", 1)):
+        value = getattr(a, name, None)
+        if value is not None and value < low:
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag} must be an integer >= {low}, got {value}.")
+    epoch = getattr(a, "epoch", None)
+    if epoch is not None and not (epoch >= 0 and epoch == epoch and epoch != float("inf")):
+        raise UserError(f"--epoch must be a finite number >= 0, got {epoch}.")
+
+
+def _read_conditions(path_text: str) -> dict[str, str]:
+    path = Path(path_text)
+    if not path.is_file():
+        raise UserError(f"conditions file {path_text!r} does not exist (a JSON object run name -> condition, "
+                        "or 'auto').")
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise UserError(f"conditions file {path_text!r} is not valid JSON ({err}); it must be a JSON object "
+                        "run name -> condition.") from None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise UserError(f"conditions file {path_text!r} holds JSON {type(value).__name__}; it must be a JSON "
+                        'object mapping run names to condition names, e.g. {"base": "base", "init-1": "init"}.')
+    return value
+
+
+def _read_label_errors(path_text: str) -> Any:
     import numpy as np
 
+    try:
+        mask = np.load(path_text, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise UserError(f"cannot read the label-error mask {path_text!r} ({err or 'empty file'}); give a .npy "
+                        "array of 0/1 (or booleans), one entry per sample.") from None
+    mask = np.asarray(mask).reshape(-1)
+    if mask.dtype.kind not in "biuf" or not np.isin(mask, (0, 1)).all():
+        raise UserError(f"the label-error mask {path_text!r} must hold only 0/1 or booleans (dtype {mask.dtype}).")
+    return mask.astype(bool)
+
+
+def _options(a: argparse.Namespace) -> Any:
     from lightning_ddd.report.build import ReportOptions
 
+    _check_ranges(a)
     conditions: Any = None
     if a.conditions == "auto":
         conditions = "auto"
     elif a.conditions:
-        path = Path(a.conditions)
-        if not path.exists():
-            raise UserError(f"conditions file {a.conditions!r} does not exist (a JSON object run name -> condition, "
-                            "or 'auto').")
-        conditions = json.loads(path.read_text())
-    label_errors = None
-    if a.label_errors:
-        try:
-            label_errors = np.load(a.label_errors).reshape(-1).astype(bool)
-        except (OSError, ValueError) as err:
-            raise UserError(f"cannot read the label-error mask {a.label_errors!r} ({err}); give a .npy 0/1 array.")
+        conditions = _read_conditions(a.conditions)
+    label_errors = _read_label_errors(a.label_errors) if a.label_errors else None
     return ReportOptions(split=a.split, row=a.row, epoch=a.epoch, tolerance=a.tolerance, base=a.base,
                          conditions=conditions, label_errors=label_errors,
                          exclude_label_errors=a.exclude_label_errors, reference=a.reference,
@@ -84,7 +133,7 @@ def _options(a: argparse.Namespace) -> Any:
 def cmd_report(a: argparse.Namespace) -> int:
     from lightning_ddd.report.build import build_report
 
-    summary = build_report(a.stores, a.out, _options(a))
+    summary = build_report(a.stores, a.out, _options(a), force=a.force)
     if a.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -109,7 +158,14 @@ def cmd_export(a: argparse.Namespace) -> int:
     )
     from lightning_ddd.report.table import per_sample_table, write_table
 
+    from lightning_ddd.analysis import find_stores
+    from lightning_ddd.outputs import atomic_file, check_file_output, check_not_input, made_by_export
+
+    _check_ranges(a)
     say = _progress(a.quiet or a.json)
+    out = Path(a.out) if a.out else Path(f"ddd_samples.{a.format}")
+    check_not_input(out, [*a.stores, *find_stores(a.stores)])
+    check_file_output(out, force=a.force, recognise=made_by_export(out))
     runs = load_runs(a.stores, a.split, fields=())
     names = [r.name for r in runs]
     base = a.base or names[0]
@@ -125,8 +181,8 @@ def cmd_export(a: argparse.Namespace) -> int:
     if len(runs) >= 2 * a.tolerance + 3:
         labels = summarize_difficulty(k, len(runs), tolerance=a.tolerance).labels
     table = per_sample_table(full.ids, full.targets, d, full.epochs, k, labels)
-    out = Path(a.out) if a.out else Path(f"ddd_samples.{a.format}")
-    write_table(table, out, a.format)
+    with atomic_file(out) as tmp:
+        write_table(table, tmp, a.format)
     if a.json:
         print(json.dumps({"path": str(out), "rows": int(full.ids.size), "runs": names, "base": base,
                           "columns": list(table)}))
@@ -139,6 +195,10 @@ def cmd_export(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     from lightning_ddd.demo.experiment import run_demo
 
+    from lightning_ddd.outputs import check_folder_output
+
+    _check_ranges(a)
+    check_folder_output(a.out, "demo", force=a.force)
     result = run_demo(a.out, epochs=a.epochs, quick=a.quick, seed=a.seed, progress=_progress(a.quiet),
                       report=not a.no_report)
     if a.json:
@@ -173,9 +233,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser("repair", help="merge rows a recorder parked in <store>.pending/ into the store")
+    p.add_argument("stores", nargs="+", help="store files, directories or glob patterns")
+    p.set_defaults(func=cmd_repair)
+
     p = sub.add_parser("report", help="figures, summary.json, per-sample table and index.html for one or many runs")
     p.add_argument("stores", nargs="+", help="store files, directories or glob patterns")
-    p.add_argument("--out", required=True, help="report folder (written atomically)")
+    p.add_argument("--out", required=True, help="report folder (written atomically; never inside an input)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --out folder that lightning-ddd report did not make")
     _add_analysis_options(p)
     p.add_argument("--epoch", type=float, default=None, help="compare runs at this epoch instead of a row")
     p.add_argument("--conditions", default=None,
@@ -193,11 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stores", nargs="+", help="store files, directories or glob patterns")
     p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="output format (default csv)")
     p.add_argument("--out", default=None, help="output file (default ddd_samples.<format>)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --out file that lightning-ddd export did not write")
     _add_analysis_options(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="train the paper's condition grid on sklearn's digits (CPU) and report")
     p.add_argument("--out", default="ddd-demo", help="output folder (default ddd-demo)")
+    p.add_argument("--force", action="store_true",
+                   help="write into an existing --out folder that lightning-ddd demo did not make")
     p.add_argument("--epochs", type=int, default=None, help="training epochs of the base condition")
     p.add_argument("--seed", type=int, default=0, help="experiment seed")
     p.add_argument("--quick", action="store_true", help="a reduced grid for a fast check")
@@ -212,11 +282,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from lightning_ddd.outputs import OutputError
     from lightning_ddd.store.errors import StoreError
 
     try:
         return int(args.func(args))
-    except UserError as err:
+    except (UserError, OutputError) as err:
         msg = str(err)
     except FileNotFoundError as err:
         msg = f"{err.args[0] if err.args else err} Check the path (files, directories and globs are accepted)."

@@ -91,8 +91,8 @@ def test_report_matches_the_analysis_api(stores, tmp_path, capsys):
                  "--conditions", "auto", "--quiet"]) == 0
     summary = _check_report_folder(out)
     names = {f["name"] for f in summary["figures"]}
-    assert {"k_histogram", "kappa_heatmaps", "kappa_to_base", "raster_base", "data_map_base",
-            "categories_base", "learned_forgotten_base", "first_learned_base"} <= names
+    assert {"k_histogram", "kappa_heatmaps", "kappa_to_base", "raster_run000-base", "data_map_run000-base",
+            "categories_run000-base", "learned_forgotten_run000-base", "first_learned_run000-base"} <= names
     assert sum(n.startswith("raster_") for n in names) == 3  # --per-run-limit 3, base first
     runs = load_runs(stores)
     m = runs_at_row(runs)

@@ -36,6 +36,7 @@ from lightning_ddd.recorder.training_split import TrainingSplitHooks
 from lightning_ddd.store.format import RowFlag
 from lightning_ddd.store.lock import StoreLock
 from lightning_ddd.store.row import Row
+from lightning_ddd.store.validate import check_split_name
 from lightning_ddd.store.writer import StoreWriter
 
 _PRECISIONS = ("float32", "float16")
@@ -80,6 +81,11 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
         if splits is not None and (not isinstance(splits, (list, tuple)) or not all(isinstance(s, str) for s in splits)
                                    or len(set(splits)) != len(splits)):
             raise ValueError(f"DecisionRecorder(splits=...) must be a list of distinct names, got {splits!r}.")
+        for name in [*(splits or []), train_split]:
+            try:
+                check_split_name(name)
+            except ValueError as err:
+                raise ValueError(f"DecisionRecorder: {err}") from None
         if burn_in < 0 or flip_threshold < 1:
             raise ValueError(
                 f"DecisionRecorder needs burn_in >= 0 and flip_threshold >= 1, got {burn_in} and {flip_threshold}."

@@ -10,8 +10,6 @@ import dataclasses
 import json
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -171,6 +169,8 @@ def analyse(inputs: Sequence[str], opts: ReportOptions) -> tuple[dict[str, Any],
         check_tolerance(n_ref, opts.tolerance)
         difficulty = summarize_difficulty(k, n_ref, tolerance=opts.tolerance, runs=ref_names, row=m.row)
     except ValueError as err:
+        if opts.tolerance > 0:
+            raise  # the user asked for a tolerance the runs cannot support
         summary["notes"].append(f"No trivial / impossible split: {err}")
     if difficulty is not None:
         summary["difficulty"] = {"counts": difficulty.counts, "fractions": difficulty.fractions,
@@ -246,7 +246,19 @@ def _save(fig: Any, folder: Path, name: str, figures: list[dict[str, str]], capt
 
 def write_figures(summary: dict[str, Any], arrays: dict[str, Any], folder: Path, opts: ReportOptions
                   ) -> tuple[list[dict[str, str]], dict[str, Any]]:
-    """Draw every figure into ``folder``; returns the figure list and the base run's per-sample table."""
+    """Draw every figure into ``folder``; returns the figure list and the base run's per-sample table.
+
+    User strings (run and condition names) are drawn literally: matplotlib's mathtext is off, so a ``$``
+    in a run name is a dollar sign, not a formula.
+    """
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+        return _write_figures(summary, arrays, folder, opts)
+
+
+def _write_figures(summary: dict[str, Any], arrays: dict[str, Any], folder: Path, opts: ReportOptions
+                   ) -> tuple[list[dict[str, str]], dict[str, Any]]:
     from lightning_ddd.report import figures as F
     from lightning_ddd.report.table import per_sample_table
 
@@ -254,13 +266,13 @@ def write_figures(summary: dict[str, Any], arrays: dict[str, Any], folder: Path,
     figs: list[dict[str, str]] = []
     runs: list[Trajectory] = arrays["runs"]
     table = None
-    for i in arrays["detail"]:
+    for pos, i in enumerate(arrays["detail"]):
         t = runs[i]
         opts.progress(f"figures of run {t.name!r}")
         full = load_trajectory(t.path, opts.split)
         d = summarize_dynamics(full.correct, full.evaluated, pred=full.pred, prob=full.prob, margin=full.margin,
                                burn_in=full.burn_in)
-        tag = re.sub(r"[^A-Za-z0-9_-]+", "-", t.name)
+        tag = f"run{pos:03d}-{re.sub(r'[^A-Za-z0-9_-]+', '-', t.name)[:60]}"  # unique per run, whatever the name
         score = d.rows_correct / np.maximum(d.rows_evaluated, 1)
         if "k" in arrays:
             score = score + arrays["k"] * 1000.0  # across runs first, then within the run
@@ -303,38 +315,42 @@ def write_figures(summary: dict[str, Any], arrays: dict[str, Any], folder: Path,
     return figs, table
 
 
-def build_report(inputs: Sequence[str], out: str | os.PathLike, opts: ReportOptions | None = None) -> dict[str, Any]:
+def build_report(inputs: Sequence[str], out: str | os.PathLike, opts: ReportOptions | None = None, *,
+                 force: bool = False) -> dict[str, Any]:
     """Analyse the stores and write the report folder atomically.
+
+    Args:
+        inputs: store files, directories or globs.
+        out: the report folder. It may not overlap an input; an existing folder that ``report`` did not make
+            is refused unless ``force``; a previous report is replaced only once the new one is complete.
+        opts: what to analyse.
+        force: replace an existing folder that ``report`` did not make.
 
     Returns:
         The summary written to ``summary.json``.
+
+    Raises:
+        OutputError: ``out`` overlaps an input, or exists and was not made by ``report`` (without ``force``).
     """
+    from lightning_ddd.analysis.loading import find_stores
+    from lightning_ddd.outputs import atomic_folder, check_folder_output, check_not_input
     from lightning_ddd.report.html import render_html
     from lightning_ddd.report.table import write_table
 
     opts = opts or ReportOptions()
     out = Path(out)
+    sources = [*inputs, *(opts.reference or [])]
+    check_not_input(out, [*sources, *find_stores(sources)])
+    check_folder_output(out, "report", force=force)
     summary, arrays = analyse(inputs, opts)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_folder(out, "report") as tmp:
         figs, table = write_figures(summary, arrays, tmp / "figures", opts)
         summary["figures"] = figs
         if table is not None:
             write_table(table, tmp / "samples.csv")
             summary["samples_table"] = "samples.csv"
         clean = _to_json(summary)
-        (tmp / "summary.json").write_text(json.dumps(clean, indent=1))
+        (tmp / "summary.json").write_text(json.dumps(clean, indent=1, allow_nan=False))
         (tmp / "index.html").write_text(render_html(clean))
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     opts.progress(f"report written to {out}")
     return clean

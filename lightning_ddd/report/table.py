@@ -47,7 +47,9 @@ def write_table(cols: dict[str, np.ndarray], path: str | os.PathLike, fmt: str =
             raise ModuleNotFoundError(
                 "Parquet export needs pyarrow: pip install 'lightning-ddd[parquet]'."
             ) from err
-        pq.write_table(pa.table({k: np.asarray(v) for k, v in cols.items()}), path)
+        table = pa.table({k: np.asarray(v) for k, v in cols.items()})
+        table = table.replace_schema_metadata({b"lightning-ddd": b"export"})
+        pq.write_table(table, path)
         return path
     if fmt != "csv":
         raise ValueError(f"format must be 'csv' or 'parquet', got {fmt!r}.")

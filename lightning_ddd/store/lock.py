@@ -102,3 +102,20 @@ class StoreLock:
         if _HELD.get(key) == self.token:
             _HELD.pop(key, None)
             self.path.unlink(missing_ok=True)
+
+
+def live_claim(store: str | os.PathLike) -> str | None:
+    """Describe the live process on this host that claims ``store`` (``"pid 123 on host"``), or None.
+
+    A claim from another host cannot be checked and counts as live.
+    """
+    path = lock_path(store)
+    try:
+        info = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return None
+    pid = int(info.get("pid", -1))
+    host = info.get("host")
+    if host == socket.gethostname() and (pid == os.getpid() or not _pid_alive(pid)):
+        return None
+    return f"pid {pid} on {host}"

@@ -7,6 +7,7 @@ during the write, or a write in progress) do not exist for readers.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -20,7 +21,8 @@ import numpy as np
 
 from lightning_ddd.store import format as fmt
 from lightning_ddd.store.errors import StoreError, StoreFormatError
-from lightning_ddd.store.writer import split_complete
+from lightning_ddd.store.validate import CheckedStore, check_store
+from lightning_ddd.store.writer import pending_dir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,25 +67,44 @@ class DecisionStore:
     def __init__(self, path: str | os.PathLike, *, retries: int = 5) -> None:
         self.path = Path(path)
         self.retries = retries
+        if self.path.is_dir():
+            raise StoreFormatError(f"{str(self.path)!r} is a directory, not a decision store file.")
         if not self.path.exists():
             raise FileNotFoundError(f"No decision store at {str(self.path)!r}.")
-        with self._open() as f:
-            self._check(f)
-            self.attrs: dict[str, Any] = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-            self.split_infos: dict[str, SplitInfo] = {}
-            self._committed: dict[str, np.ndarray] = {}
-            for name, group in f[fmt.SPLITS_GROUP].items():
-                if not split_complete(group):
-                    continue  # being created, or its creation was interrupted: no committed row
-                rows = np.flatnonzero(group["committed"][()] == 1)
-                self._committed[name] = rows
-                self.split_infos[name] = SplitInfo(
-                    name=name, kind=str(group.attrs.get("kind", "validation")),
-                    num_samples=int(group.attrs["num_samples"]), num_classes=int(group.attrs["num_classes"]),
-                    num_rows=int(rows.size), fields=tuple(json.loads(group.attrs["fields"])),
-                )
+        checked = self._load_checked()
+        self.attrs: dict[str, Any] = checked.attrs
+        self._metadata = checked.metadata
+        self._committed: dict[str, np.ndarray] = {name: c.committed for name, c in checked.splits.items()}
+        self.split_infos: dict[str, SplitInfo] = {
+            name: SplitInfo(name=name, kind=c.kind, num_samples=c.num_samples, num_classes=c.num_classes,
+                            num_rows=int(c.committed.size), fields=c.fields)
+            for name, c in checked.splits.items()
+        }
+
+    def _load_checked(self) -> CheckedStore:
+        """Open and check the file; a check that fails is retried while a writer may be mid-append."""
+        last: StoreFormatError | None = None
+        for attempt in range(max(1, self.retries)):
+            stamp = self._stamp()
+            try:
+                with self._open() as f:
+                    return check_store(f, repr(str(self.path)))
+            except StoreFormatError as err:
+                last = err
+                if self._stamp() == stamp or attempt + 1 >= max(1, self.retries):
+                    raise  # the file did not change while it was read: the damage is real
+                time.sleep(0.05 * (attempt + 1))
+            except (OSError, RuntimeError, KeyError, ValueError, TypeError) as err:
+                raise StoreFormatError(f"{str(self.path)!r} cannot be read as a decision store: {err}. The file "
+                                       "is damaged.") from None
+        assert last is not None
+        raise last
 
     # ------------------------------------------------------------------ low level
+    def _stamp(self) -> tuple[int, int]:
+        st = self.path.stat()
+        return st.st_mtime_ns, st.st_size
+
     def _open(self) -> h5py.File:
         last: Exception | None = None
         for attempt in range(max(1, self.retries)):
@@ -99,18 +120,16 @@ class DecisionStore:
             "it is truncated or damaged."
         )
 
-    def _check(self, f: h5py.File) -> None:
-        if f.attrs.get("format") != fmt.FORMAT_NAME or fmt.SPLITS_GROUP not in f:
-            raise StoreFormatError(
-                f"{str(self.path)!r} is an HDF5 file but not a lightning-ddd decision store (no 'format' "
-                f"attribute {fmt.FORMAT_NAME!r})."
-            )
-        version = int(f.attrs.get("format_version", 0))
-        if version > fmt.FORMAT_VERSION:
-            raise StoreFormatError(
-                f"{str(self.path)!r} has store format version {version}; this lightning-ddd reads up to "
-                f"{fmt.FORMAT_VERSION}. Upgrade lightning-ddd (pip install -U lightning-ddd)."
-            )
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[h5py.File]:
+        """Open the file for one read; low-level failures become one :class:`StoreFormatError`."""
+        try:
+            with self._open() as f:
+                yield f
+        except StoreError:
+            raise
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError) as err:
+            raise StoreFormatError(f"{str(self.path)!r} cannot be read: {err}. The file is damaged.") from None
 
     def _split(self, split: str) -> SplitInfo:
         if split not in self.split_infos:
@@ -136,7 +155,7 @@ class DecisionStore:
     @property
     def metadata(self) -> dict[str, Any]:
         """Run metadata: hyperparameters, model class, seed, versions, start time."""
-        return json.loads(self.attrs.get("metadata", "{}"))
+        return json.loads(json.dumps(self._metadata))
 
     @property
     def splits(self) -> list[str]:
@@ -151,20 +170,20 @@ class DecisionStore:
     def ids(self, split: str) -> np.ndarray:
         """Sample ids (N,) int64."""
         self._split(split)
-        with self._open() as f:
+        with self._reading() as f:
             return f[fmt.SPLITS_GROUP][split]["ids"][()]
 
     def targets(self, split: str) -> np.ndarray:
         """Targets (N,) int64; -1 for samples never evaluated."""
         self._split(split)
-        with self._open() as f:
+        with self._reading() as f:
             return f[fmt.SPLITS_GROUP][split]["targets"][()]
 
     def rows(self, split: str) -> dict[str, np.ndarray]:
         """Per-row values of committed rows: ``global_step``, ``epoch``, ``flags``, ``wall_time``."""
         self._split(split)
         rows = self._committed[split]
-        with self._open() as f:
+        with self._reading() as f:
             group = f[fmt.SPLITS_GROUP][split]
             return {k: group[k][()][rows] for k in ("global_step", "epoch", "flags", "wall_time")}
 
@@ -193,7 +212,7 @@ class DecisionStore:
         committed = self._committed[split]
         chosen = committed if rows is None else committed[rows]
         cols = samples if samples is not None else slice(None)
-        with self._open() as f:
+        with self._reading() as f:
             ds = f[fmt.SPLITS_GROUP][split][field]
             if chosen.size == 0:
                 return np.empty((0, ds[0:0, cols].shape[1]), dtype=ds.dtype)
@@ -212,7 +231,7 @@ class DecisionStore:
             if name not in info.fields and name != "prob":
                 raise KeyError(f"Field {name!r} is not recorded in split {split!r}; recorded: {list(info.fields)}.")
         for r in self._committed[split]:
-            with self._open() as f:
+            with self._reading() as f:
                 group = f[fmt.SPLITS_GROUP][split]
                 out = {}
                 for name in fields:
@@ -221,6 +240,16 @@ class DecisionStore:
                     else:
                         out[name] = group[name][int(r)]
                 yield out
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows that a recorder could not append and parked in side files (``<store>.pending/``).
+
+        They are not part of :meth:`read` until merged: by the recorder's next append or resume, or by
+        ``lightning-ddd repair <store>``.
+        """
+        folder = pending_dir(self.path)
+        return sum(1 for p in folder.iterdir() if p.suffix == ".npz") if folder.is_dir() else 0
 
     def describe(self) -> dict[str, Any]:
         """Return a JSON-serialisable summary: run, format, splits, rows, fields, metadata."""
@@ -231,7 +260,7 @@ class DecisionStore:
                             "global_steps": rows["global_step"].tolist()}
         return {"path": str(self.path), "run_name": self.run_name, "run_id": self.run_id,
                 "format_version": self.format_version, "created": self.attrs.get("created"),
-                "splits": splits, "metadata": self.metadata}
+                "splits": splits, "metadata": self.metadata, "pending_rows": self.pending_rows}
 
 
 def open_store(path: str | os.PathLike) -> DecisionStore:

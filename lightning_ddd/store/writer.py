@@ -21,18 +21,24 @@ import h5py
 import numpy as np
 
 from lightning_ddd.store import format as fmt
-from lightning_ddd.store.errors import StoreFormatError, StoreMismatchError
+from lightning_ddd.store.errors import StoreFormatError, StoreLockedError, StoreMismatchError
 from lightning_ddd.store.row import Row
+from lightning_ddd.store.validate import check_split_name, check_store
 
 _FILL = {"evaluated": False, "correct": False, "pred": -1, "loss": np.nan, "margin": np.nan, "presentations": 0}
 
 
 def split_complete(group: h5py.Group) -> bool:
-    """Whether a split group was created completely (all its datasets and attributes exist)."""
-    if "fields" not in group.attrs or "num_samples" not in group.attrs:
-        return False
-    needed = {"ids", "targets", *fmt.ROW_FIELDS, *json.loads(group.attrs["fields"])}
-    return needed <= set(group.keys())
+    """Whether a split group's creation completed (its ``fields`` attribute, written last, exists).
+
+    A complete group that lacks a dataset or attribute is damage, refused by :func:`check_store`; only an
+    incomplete one (a kill during its creation; it never held a committed row) may be dropped.
+    """
+    return "fields" in group.attrs
+
+
+def _text_attr(value: object) -> object:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 def pending_dir(path: str | os.PathLike) -> Path:
@@ -160,17 +166,12 @@ class StoreWriter:
         _fsync_dir(self.path.parent)
 
     def _check_format(self, f: h5py.File) -> None:
-        if f.attrs.get("format") != fmt.FORMAT_NAME or fmt.SPLITS_GROUP not in f:
+        try:
+            check_store(f, repr(str(self.path)))
+        except StoreFormatError as err:
             raise StoreFormatError(
-                f"{str(self.path)!r} exists but is not a lightning-ddd decision store. "
-                "Choose another run name or directory, or move the file away."
-            )
-        version = int(f.attrs.get("format_version", 0))
-        if version > fmt.FORMAT_VERSION:
-            raise StoreFormatError(
-                f"{str(self.path)!r} has store format version {version}, newer than this lightning-ddd "
-                f"supports ({fmt.FORMAT_VERSION}). Upgrade lightning-ddd."
-            )
+                f"{err} Nothing was written to it: choose another run name or directory, or move the file away."
+            ) from None
 
     @staticmethod
     def _drop_uncommitted(group: h5py.Group) -> int:
@@ -262,6 +263,7 @@ class StoreWriter:
         return isinstance(err, BlockingIOError) or "lock" in text or "temporarily unavailable" in text
 
     def _validate(self, row: Row) -> None:
+        check_split_name(row.split)
         n = row.num_samples
         for name, value in row.sample_fields().items():
             if value.shape != (n,):
@@ -299,7 +301,8 @@ class StoreWriter:
         return group
 
     def _append_open(self, f: h5py.File, row: Row) -> None:
-        self._check_format(f)
+        if _text_attr(f.attrs.get("format")) != fmt.FORMAT_NAME:  # fully checked by open(); a cheap re-check here
+            self._check_format(f)
         group = self._split_group(f, row)
         n = int(group.attrs["num_samples"])
         if row.num_samples != n:
@@ -406,7 +409,10 @@ class StoreWriter:
         try:
             with self._file("a") as f:
                 for path in files:
-                    row = self._load_pending(path)
+                    try:
+                        row = self._load_pending(path)
+                    except FileNotFoundError:
+                        continue  # merged meanwhile by another writer
                     group = f[fmt.SPLITS_GROUP].get(row.split)
                     if group is not None and split_complete(group):
                         r = self._drop_uncommitted(group)
@@ -427,3 +433,33 @@ class StoreWriter:
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
         return True
+
+
+def merge_pending(path: str | os.PathLike) -> tuple[int, int]:
+    """Merge the rows parked in ``<store>.pending/`` into the store (``lightning-ddd repair``).
+
+    Refused while a live recorder claims the store (it merges them itself at its next append or at the end
+    of fit).
+
+    Returns:
+        ``(merged, left)``: rows merged, and rows still pending because the file is held by a reader.
+
+    Raises:
+        StoreLockedError: a live recorder on this host claims the store.
+        StoreFormatError: the store is damaged.
+    """
+    from lightning_ddd.store.lock import live_claim
+
+    path = Path(path)
+    holder = live_claim(path)
+    if holder:
+        raise StoreLockedError(f"{str(path)!r} is being recorded by {holder}; that recorder merges its pending rows "
+                               "itself. Run repair after it has finished.")
+    with h5py.File(path, "r", locking=False) as f:
+        checked = check_store(f, repr(str(path)))
+    writer = StoreWriter(path, run_name=str(checked.attrs.get("run_name", path.stem)),
+                         run_id=str(checked.attrs.get("run_id", "")))
+    before = len(writer.pending_files())
+    writer.replay_pending(quiet=True)
+    left = len(writer.pending_files())
+    return before - left, left
