@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,8 +65,9 @@ def cmd_repair(a: argparse.Namespace) -> int:
     for path in find_stores(a.stores):
         merged, left = merge_pending(path)
         if left:
-            raise UserError(f"{path}: {left} pending row(s) could not be merged yet (the store is busy: a process "
-                            "holds it open); run this again when it is closed.")
+            free = shutil.disk_usage(Path(path).parent).free / 2**20
+            raise UserError(f"{path}: {left} pending row(s) could not be merged yet (a process holds the store open, "
+                            f"or the disk lacks room: {free:.1f} MiB free); run this again once it is free.")
         print(f"{path}: merged {merged} pending row(s)" if merged else f"{path}: nothing pending")
     return 0
 
@@ -83,7 +85,12 @@ def _check_ranges(a: argparse.Namespace) -> None:
         raise UserError(f"--epoch must be a finite number >= 0, got {epoch}.")
 
 
-def _read_conditions(path_text: str) -> dict[str, str]:
+def _read_conditions(path_text: str) -> tuple[dict[str, str], float | None]:
+    """Read a conditions file: ``{run: condition}`` or ``{"conditions": {run: condition}, "comparison_epoch": E}``.
+
+    Returns:
+        The conditions and the comparison epoch (None when the file names none).
+    """
     path = Path(path_text)
     if not path.is_file():
         raise UserError(f"conditions file {path_text!r} does not exist (a JSON object run name -> condition, "
@@ -93,10 +100,17 @@ def _read_conditions(path_text: str) -> dict[str, str]:
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise UserError(f"conditions file {path_text!r} is not valid JSON ({err}); it must be a JSON object "
                         "run name -> condition.") from None
+    if isinstance(value, dict) and isinstance(value.get("conditions"), dict):  # {"conditions": {...}, "comparison_epoch": E}
+        epoch = value.get("comparison_epoch")
+        if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, (int, float)) or epoch < 0):
+            raise UserError(f"conditions file {path_text!r}: 'comparison_epoch' must be a number >= 0, got {epoch!r}.")
+        value = value["conditions"]
+    else:
+        epoch = None
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise UserError(f"conditions file {path_text!r} holds JSON {type(value).__name__}; it must be a JSON "
                         'object mapping run names to condition names, e.g. {"base": "base", "init-1": "init"}.')
-    return value
+    return value, (None if epoch is None else float(epoch))
 
 
 def _read_label_errors(path_text: str) -> Any:
@@ -118,12 +132,17 @@ def _options(a: argparse.Namespace) -> Any:
 
     _check_ranges(a)
     conditions: Any = None
+    named_epoch = None
     if a.conditions == "auto":
         conditions = "auto"
     elif a.conditions:
-        conditions = _read_conditions(a.conditions)
+        conditions, named_epoch = _read_conditions(a.conditions)
     label_errors = _read_label_errors(a.label_errors) if a.label_errors else None
-    return ReportOptions(split=a.split, row=a.row, epoch=a.epoch, tolerance=a.tolerance, base=a.base,
+    epoch, source = a.epoch, "--epoch"
+    if epoch is None and a.row is None and named_epoch is not None:
+        epoch, source = named_epoch, f"the comparison epoch of {a.conditions}"
+    return ReportOptions(split=a.split, row=a.row, epoch=epoch, epoch_source=source, all_rows=a.all_rows,
+                         tolerance=a.tolerance, base=a.base,
                          conditions=conditions, label_errors=label_errors,
                          exclude_label_errors=a.exclude_label_errors, reference=a.reference,
                          n_boot=a.bootstrap, per_run_limit=a.per_run_limit, seed=a.seed,
@@ -155,6 +174,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         runs_at_row,
         summarize_difficulty,
         summarize_dynamics,
+        upto_row,
     )
     from lightning_ddd.report.table import per_sample_table, write_table
 
@@ -172,10 +192,15 @@ def cmd_export(a: argparse.Namespace) -> int:
     if base not in names:
         raise UserError(f"base run {base!r} is not among {names}; pass --base with one of them.")
     say(f"exporting {len(runs)} runs (per-sample columns of {base!r})")
+    m = runs_at_row(runs, row=a.row, epoch=a.epoch)
+    say(f"runs compared at {m.row}" + ("" if a.row is not None or a.epoch is not None
+                                       else " (the latest epoch every run recorded)")
+        + ("; per-sample columns from all rows" if a.all_rows else "; per-sample columns from the rows up to it"))
     full = load_trajectory(runs[names.index(base)].path, a.split)
+    if not a.all_rows:
+        full = upto_row(full, int(m.rows[names.index(base)]))
     d = summarize_dynamics(full.correct, full.evaluated, pred=full.pred, prob=full.prob, margin=full.margin,
                            burn_in=full.burn_in)
-    m = runs_at_row(runs, row=a.row)
     k = count_correct(m.correct, m.evaluated)
     labels = None
     if len(runs) >= 2 * a.tolerance + 3:
@@ -185,7 +210,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         write_table(table, tmp, a.format)
     if a.json:
         print(json.dumps({"path": str(out), "rows": int(full.ids.size), "runs": names, "base": base,
-                          "columns": list(table)}))
+                          "comparison": m.row, "columns": list(table)}))
     else:
         print(f"wrote {full.ids.size} samples to {out}")
     return 0
@@ -212,7 +237,13 @@ def cmd_demo(a: argparse.Namespace) -> int:
 def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="val", help="split to analyse (default: val)")
     p.add_argument("--row", type=int, default=None,
-                   help="row position for cross-run comparisons, negative from the end (default: each run's last)")
+                   help="row position for cross-run comparisons, negative from the end (default: the latest epoch "
+                        "every run recorded)")
+    p.add_argument("--epoch", type=float, default=None,
+                   help="compare runs at this epoch (default: the latest epoch every run recorded, or the "
+                        "comparison_epoch of --conditions)")
+    p.add_argument("--all-rows", action="store_true",
+                   help="per-run columns and figures from every recorded row, not only up to the comparison epoch")
     p.add_argument("--tolerance", type=int, default=0,
                    help="t: trivial k >= M - t, impossible k <= t; 0 strict (default), 1 'all but one'")
     p.add_argument("--base", default=None, help="base run name (default: the first run)")
@@ -243,7 +274,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="replace an existing --out folder that lightning-ddd report did not make")
     _add_analysis_options(p)
-    p.add_argument("--epoch", type=float, default=None, help="compare runs at this epoch instead of a row")
     p.add_argument("--conditions", default=None,
                    help="JSON file mapping run name -> condition, or 'auto' (run name without a trailing -N/_N)")
     p.add_argument("--label-errors", default=None, help=".npy 0/1 mask of known label errors (N,)")

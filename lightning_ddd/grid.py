@@ -39,9 +39,21 @@ class RunSpec:
         return {**base, **self.changes}
 
 
+def lr_factors_for(repeats: int, low: float = 1.48, high: float = 1.52) -> list[float]:
+    """Distinct learning-rate multipliers, one per repeat, evenly spaced in [low, high].
+
+    With the paper's 5 repeats and base lr 0.1: 0.148, 0.149, 0.150, 0.151, 0.152; with 3: x1.48, 1.50, 1.52.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}.")
+    if repeats == 1:
+        return [round((low + high) / 2, 6)]
+    return [round(low + (high - low) * i / (repeats - 1), 6) for i in range(repeats)]
+
+
 def paper_grid(*, repeats: int = 3, lr: float = 0.1, batch_size: int = 256, alt_arch: str = "densenet121",
-               alt_batch_size: int | None = None, lr_factors: Sequence[float] = (1.48, 1.50, 1.52),
-               plus_epochs: int = 10, combined: bool = True) -> list[RunSpec]:
+               alt_batch_size: int | None = None, lr_factors: Sequence[float] | None = None,
+               plus_epochs: int = 10, combined: bool = True, nondeterministic: int = 0) -> list[RunSpec]:
     """The one-factor conditions of the paper's §3.
 
     Args:
@@ -50,17 +62,27 @@ def paper_grid(*, repeats: int = 3, lr: float = 0.1, batch_size: int = 256, alt_
         batch_size: the base batch size; the batch-size condition halves it.
         alt_arch: the architecture of the architecture condition (the paper: DenseNet-121).
         alt_batch_size: batch size of the architecture condition (the paper: 64 for DenseNet-121).
-        lr_factors: learning-rate multipliers of the lr condition, one run each (cycled to ``repeats``).
+        lr_factors: learning-rate multipliers of the lr condition, one distinct value per repeat (default
+            :func:`lr_factors_for`).
         plus_epochs: extra epochs of the base run, for the "+1" and "+n" comparisons.
         combined: add the run that changes architecture, optimizer, init, order and lr together.
+        nondeterministic: runs of the CUDA non-determinism condition (the paper: 5): the base's seeds with
+            ``deterministic=False`` and ``benchmark=True`` (cuDNN autotuning), so they differ only by GPU
+            non-determinism. Only meaningful on GPUs.
 
     Returns:
         The run specifications, the base first.
+
+    Raises:
+        ValueError: fewer learning-rate factors than repeats, or two runs that would be identical.
     """
+    factors = list(lr_factors) if lr_factors is not None else lr_factors_for(repeats)
+    if len(factors) != repeats:
+        raise ValueError(f"The lr condition needs {repeats} distinct learning-rate factors (one per repeat), got "
+                         f"{factors}.")
     grid = [RunSpec("base", "base", {}, extra_epochs=plus_epochs)]
     grid += [RunSpec(f"init-{i}", "init", {"init_seed": i}) for i in range(1, repeats + 1)]
     grid += [RunSpec(f"order-{i}", "order", {"order_seed": i}) for i in range(1, repeats + 1)]
-    factors = [lr_factors[i % len(lr_factors)] for i in range(repeats)]
     grid += [RunSpec(f"lr-{i + 1}", "lr", {"lr": round(lr * f, 6)}) for i, f in enumerate(factors)]
     grid.append(RunSpec("batch", "batch size", {"batch_size": batch_size // 2}))
     grid.append(RunSpec("optimizer", "optimizer", {"optimizer": "nesterov"}))
@@ -70,8 +92,34 @@ def paper_grid(*, repeats: int = 3, lr: float = 0.1, batch_size: int = 256, alt_
     grid.append(RunSpec("half-b", "half data", {"subset": "half_b"}))
     if combined:
         grid.append(RunSpec("combined", "combined", {**arch, "optimizer": "nesterov", "init_seed": repeats + 1,
-                                                     "order_seed": repeats + 1, "lr": round(lr * 1.5, 6)}))
+                                                     "order_seed": repeats + 1, "lr": round(lr * factors[0], 6)}))
+    grid += [RunSpec(f"nondet-{i}", "cuda non-determinism", {"deterministic": False, "benchmark": True,
+                                                              "replica": i})
+             for i in range(1, nondeterministic + 1)]
+    check_grid(grid)
     return grid
+
+
+def check_grid(grid: Sequence[RunSpec]) -> None:
+    """Refuse a grid with two identical runs (same changes and length) or two runs of one name.
+
+    An identical run adds nothing but inflates "trivial" and "impossible" (the paper's own set of models
+    contained duplicates). Runs meant to differ only by non-determinism carry a ``replica`` number.
+
+    Raises:
+        ValueError: naming the runs.
+    """
+    seen: dict[str, str] = {}
+    names: set[str] = set()
+    for spec in grid:
+        if spec.name in names:
+            raise ValueError(f"The grid names two runs {spec.name!r}; run names must be unique.")
+        names.add(spec.name)
+        key = json.dumps({"changes": spec.changes, "extra_epochs": spec.extra_epochs}, sort_keys=True, default=str)
+        if key in seen:
+            raise ValueError(f"Runs {seen[key]!r} and {spec.name!r} of the grid are identical ({spec.changes}); "
+                             "every run must differ (give non-determinism replicas a 'replica' number).")
+        seen[key] = spec.name
 
 
 def conditions_of(grid: Sequence[RunSpec]) -> dict[str, str]:

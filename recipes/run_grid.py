@@ -28,14 +28,16 @@ from lightning_ddd.grid import GridRunner, RunSpec, conditions_of, paper_grid, w
 HERE = Path(__file__).resolve().parent
 OPTION = {"init_seed": "--model.init_seed", "order_seed": "--data.order_seed", "lr": "--model.lr",
           "batch_size": "--data.batch_size", "optimizer": "--model.optimizer", "arch": "--model.arch",
-          "subset": "--data.subset"}
+          "subset": "--data.subset", "deterministic": "--trainer.deterministic", "benchmark": "--trainer.benchmark",
+          "replica": None}
 
 
-def grid_for(config: dict, repeats: int) -> list[RunSpec]:
-    """The §3 grid around a recipe's base configuration (DenseNet-121 at batch 64 as the architecture change)."""
+def grid_for(config: dict, repeats: int, nondeterministic: int = 5) -> list[RunSpec]:
+    """The §3 grid around a recipe's base configuration (DenseNet-121 at batch 64 as the architecture change),
+    with the CUDA non-determinism condition (``nondeterministic`` runs; 0 to leave it out)."""
     bs = int(config["data"]["batch_size"])
     return paper_grid(repeats=repeats, lr=float(config["model"]["lr"]), batch_size=bs, alt_arch="densenet121",
-                      alt_batch_size=max(1, bs // 4), plus_epochs=10)
+                      alt_batch_size=max(1, bs // 4), plus_epochs=10, nondeterministic=nondeterministic)
 
 
 def run_args(spec: RunSpec, config_path: str, config: dict, out: Path, ckpt: str | None, extra: list[str]) -> list[str]:
@@ -45,7 +47,8 @@ def run_args(spec: RunSpec, config_path: str, config: dict, out: Path, ckpt: str
             "--checkpoint.dirpath", str(out / "checkpoints" / spec.name),
             "--trainer.max_epochs", str(int(config["trainer"]["max_epochs"]) + spec.extra_epochs)]
     for key, value in spec.changes.items():
-        args += [OPTION[key], str(value)]
+        if OPTION[key] is not None:  # "replica" only tells non-determinism replicas apart
+            args += [OPTION[key], str(value).lower() if isinstance(value, bool) else str(value)]
     if ckpt:
         args += ["--ckpt_path", ckpt]
     return args + extra
@@ -59,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("config", help="a recipe configuration (recipes/configs/*.yaml)")
     p.add_argument("--out", required=True, help="experiment folder: stores/, checkpoints/, done/")
     p.add_argument("--repeats", type=int, default=5, help="runs per repeated condition (paper: 5)")
+    p.add_argument("--nondeterministic", type=int, default=5,
+                   help="runs of the CUDA non-determinism condition (paper: 5; 0 leaves it out, e.g. on CPUs)")
     p.add_argument("--run", default=None, help="run only this run of the grid (a SLURM array task)")
     p.add_argument("--slurm", default=None, help="write a SLURM array script to this file instead of running")
     p.add_argument("--nodes", type=int, default=1, help="SLURM nodes per run")
@@ -68,14 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
     a = p.parse_args(argv)
     config = yaml.safe_load(Path(a.config).read_text())
-    grid = grid_for(config, a.repeats)
+    grid = grid_for(config, a.repeats, a.nondeterministic)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "conditions.json").write_text(json.dumps(conditions_of(grid), indent=1))
+    epochs = int(config["trainer"]["max_epochs"])
+    (out / "conditions.json").write_text(json.dumps({"conditions": conditions_of(grid), "comparison_epoch": epochs},
+                                                    indent=1))
     if a.slurm:
         tail = " ".join(shlex.quote(x) for x in ["--", *extra]) if extra else ""
         command = f"python {shlex.quote(str(HERE / 'run_grid.py'))} {shlex.quote(a.config)} --out " \
-                  f"{shlex.quote(str(out))} --repeats {a.repeats} --run $RUN {tail}".strip()
+                  f"{shlex.quote(str(out))} --repeats {a.repeats} --nondeterministic {a.nondeterministic} --run $RUN {tail}".strip()
         path = write_slurm_array(grid, a.slurm, command, nodes=a.nodes, gpus_per_node=a.gpus_per_node, time=a.time,
                                  partition=a.partition)
         print(f"wrote {path}: sbatch {path}")

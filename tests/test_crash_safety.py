@@ -129,7 +129,7 @@ def test_a_plain_reader_holding_the_file_costs_no_row(tmp_path):
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "open"
     try:
-        with pytest.warns(UserWarning, match="appended at the next chance"):
+        with pytest.warns(UserWarning, match="appended when the store can be written"):
             assert w.append(expected_row(2)) is False
         assert w.append(expected_row(3)) is False
         assert len(list(pending_dir(path).glob("*.npz"))) == 2

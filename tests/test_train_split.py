@@ -112,7 +112,7 @@ def test_train_split_equals_per_presentation_reference(tmp_path, mode):
         assert main(["report", str(tmp_path / "tr.h5"), "--split", "train", "--out", str(tmp_path / "rep"),
                      "--quiet"]) == 0
         table = (tmp_path / "rep" / "samples.csv").read_text().splitlines()
-        col = table[0].split(",").index("forgetting_events")
+        col = table[0].split(",").index("observed_forgetting_events")
         assert sum(int(r.split(",")[col]) for r in table[1:]) == d.forgetting_events.sum()
 
 

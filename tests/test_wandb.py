@@ -60,7 +60,7 @@ def test_scalars_media_table_and_artifact_then_test_still_logs(tmp_path):
     assert last_chart["ddd/val/rows_correct_hist"]["_type"] == "histogram"
     assert last_chart["ddd/val/first_learned_hist"]["_type"] == "histogram"
     table = last["ddd/val/hard_samples"]
-    assert table["_type"] == "table-file" and table["nrows"] <= 20 and table["ncols"] == 6  # with thumbnail
+    assert table["_type"] == "table-file" and table["nrows"] <= 20 and table["ncols"] == 7  # with thumbnail
     assert any("categories" in k for k in last_chart)
     arts = artifacts(run_file(tmp_path))
     assert [a.type for a in arts if a.type != "run_table"] == ["decision-store"]

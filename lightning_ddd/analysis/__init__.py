@@ -37,6 +37,7 @@ from lightning_ddd.analysis.loading import (
     Trajectory,
     align_rows,
     check_same_dataset,
+    comparison_epoch,
     default_burn_in,
     drop_duplicates,
     find_stores,
@@ -44,15 +45,16 @@ from lightning_ddd.analysis.loading import (
     load_trajectory,
     runs_at_row,
     stream_dynamics,
+    upto_row,
 )
 
 __all__ = [
     "BinomialComparison", "Category", "ConditionConsistency", "ConsistencyResult", "Difficulty", "DifficultyResult",
     "Dynamics", "DynamicsAccumulator", "LabelErrorShares", "PairStats", "RowStats", "RunMatrix", "Trajectory",
     "align_rows", "binomial_reference", "bootstrap_kappa", "check_same_dataset", "check_tolerance",
-    "classify_difficulty", "compare_to_binomial", "condition_consistency", "consistency_matrix",
+    "classify_difficulty", "compare_to_binomial", "comparison_epoch", "condition_consistency", "consistency_matrix",
     "consistency_plus_n", "consistency_to_base", "count_correct", "default_burn_in", "drop_duplicates", "error_consistency",
     "find_stores", "k_from_fractions", "k_histogram", "label_error_shares", "load_runs", "load_trajectory",
     "pairwise_consistency", "pure_ddd_reference", "resample_indices", "runs_at_row", "stats_from_counts",
-    "stream_dynamics", "summarize_difficulty", "summarize_dynamics",
+    "stream_dynamics", "summarize_difficulty", "summarize_dynamics", "upto_row",
 ]

@@ -89,7 +89,8 @@ class Trajectory:
         if epoch is not None:
             hits = np.flatnonzero(np.isclose(self.epochs, epoch))
             if not hits.size:
-                raise ValueError(f"Run {self.name!r} has no row at epoch {epoch}; it has {self.epochs.tolist()}.")
+                raise ValueError(f"Run {self.name!r} ({self.path}) has no row at epoch {epoch:g}; it has epochs "
+                                 f"{_epochs_text(self.epochs)}. Pass an epoch every run recorded.")
             return int(hits[-1])
         r = -1 if row is None else row
         if not -len(self.epochs) <= r < len(self.epochs):
@@ -210,9 +211,54 @@ class RunMatrix:
     row: str
 
 
-def runs_at_row(trajectories: Sequence[Trajectory], *, row: int | None = None, epoch: float | None = None
-                ) -> RunMatrix:
-    """Stack each run's correctness at one row (default: each run's last recorded row)."""
+def comparison_epoch(trajectories: Sequence[Trajectory]) -> float:
+    """The latest epoch that every run recorded: the default epoch at which runs are compared.
+
+    Runs trained for different lengths (the base run trains longer for "+1" / "+n epochs") are thereby
+    compared at one epoch, as the paper does, never each at its own last row.
+
+    Raises:
+        ValueError: no epoch is common to all runs (naming each run's epochs).
+    """
+    if not trajectories:
+        raise ValueError("No runs to compare.")
+    common = set(np.round(trajectories[0].epochs, 6).tolist())
+    for t in trajectories[1:]:
+        common &= set(np.round(t.epochs, 6).tolist())
+    if not common:
+        listing = "; ".join(f"{t.name!r}: {_epochs_text(t.epochs)}" for t in trajectories)
+        raise ValueError(f"No epoch was recorded by every run, so they cannot be compared at one epoch ({listing}). "
+                         "Pass --epoch/--row, or compare runs recorded at common epochs.")
+    return float(max(common))
+
+
+def _epochs_text(epochs: np.ndarray) -> str:
+    values = [f"{e:g}" for e in np.asarray(epochs).tolist()]
+    return "[" + ", ".join(values if len(values) <= 12 else values[:5] + ["..."] + values[-5:]) + "]"
+
+
+def upto_row(t: Trajectory, row: int) -> Trajectory:
+    """The run's rows 0..``row`` (inclusive): per-run dynamics up to the comparison epoch."""
+    end = int(row) + 1
+    cut = {f.name: getattr(t, f.name)[:end] for f in dataclasses.fields(t)
+           if f.name in ("epochs", "global_steps", "flags", "correct", "evaluated", "pred", "prob", "margin")
+           and getattr(t, f.name) is not None}
+    return dataclasses.replace(t, **cut)
+
+
+def runs_at_row(trajectories: Sequence[Trajectory], *, row: int | None = None, epoch: float | None = None,
+                latest: bool = False) -> RunMatrix:
+    """Stack each run's correctness at one row.
+
+    Args:
+        trajectories: the runs.
+        row: row position (negative from the end) in each run.
+        epoch: the epoch to compare at (a run without it is an error naming its epochs).
+        latest: with neither ``row`` nor ``epoch``, compare each run at its own last row instead of at the
+            latest epoch every run recorded (:func:`comparison_epoch`, the default).
+    """
+    if row is None and epoch is None and not latest:
+        epoch = comparison_epoch(trajectories)
     positions = np.array([t.row_at(row, epoch) for t in trajectories], dtype=int)
     desc = f"epoch {epoch:g}" if epoch is not None else ("last" if row is None or row == -1 else f"row {row}")
     return RunMatrix(

@@ -69,13 +69,18 @@ class WandbMedia:
         self.artifact_max_mb = artifact_max_mb
 
     def hard_samples(self, acc: DynamicsAccumulator) -> np.ndarray:
-        """Ids of the most flip-flopping samples, then never-learned ones, at most ``table_rows``."""
+        """Ids of the most forgettable samples, at most ``table_rows``, in order of forgettability.
+
+        Never-learned samples come first: Toneva et al. count them as forgotten infinitely often, so they are
+        the most forgettable (the table flags them in ``never_learned``); then flip-flopping samples by
+        forgetting events. At most half the rows go to never-learned samples when there are flip-floppers.
+        """
         cat = acc.categories()
         flip = np.flatnonzero(cat == Category.FLIP_FLOPPING)
         flip = flip[np.argsort(-acc.forgetting[flip], kind="stable")]
         never = np.flatnonzero(cat == Category.NEVER_LEARNED)
-        half = self.table_rows - min(len(never), self.table_rows // 2)
-        chosen = np.concatenate([flip[:half], never[: self.table_rows - min(len(flip), half)]])
+        n_never = min(len(never), max(self.table_rows - len(flip), self.table_rows // 2))
+        chosen = np.concatenate([never[:n_never], flip[: self.table_rows - n_never]])
         return chosen[: self.table_rows]
 
     def prepare(self, split: str, acc: DynamicsAccumulator, epochs: list[float], pred: np.ndarray,
@@ -99,7 +104,8 @@ class WandbMedia:
             ids = self.hard_samples(acc)
             names = np.array([c.name.lower() for c in Category])
             out["table"] = [(int(i), int(targets[i]), int(pred[i]), int(res.forgetting_events[i]),
-                             str(names[res.category[i]])) for i in ids]
+                             bool(res.category[i] == Category.NEVER_LEARNED), str(names[res.category[i]]))
+                            for i in ids]
         return out
 
     def emit(self, logger: Any, prepared: dict[str, Any], dataset: Any, global_step: int, prefix: str) -> None:
@@ -127,7 +133,7 @@ class WandbMedia:
 
         thumbs = [_thumbnail(dataset, r[0], self.unnormalize) for r in rows] if dataset is not None else []
         with_thumbs = bool(thumbs) and all(t is not None for t in thumbs)
-        columns = ["id", "target", "last_prediction", "forgetting_events", "category"] + (
+        columns = ["id", "target", "last_prediction", "forgetting_events", "never_learned", "category"] + (
             ["thumbnail"] if with_thumbs else [])
         table = wandb.Table(columns=columns)
         for j, row in enumerate(rows):

@@ -59,7 +59,7 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
         precision: str = "float32",
         log_summaries: bool = True,
         log_prefix: str = "ddd",
-        burn_in: int = 1,
+        burn_in: int | None = None,
         flip_threshold: int = 1,
         overwrite: bool = False,
         locking: bool | str = "best-effort",
@@ -70,6 +70,7 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
         thumbnail_unnormalize: tuple[list[float], list[float]] | None = None,
         record_train: bool = False,
         train_split: str = "train",
+        pending_timeout: float = 30.0,
     ) -> None:
         if precision not in _PRECISIONS:
             raise ValueError(
@@ -86,7 +87,7 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
                 check_split_name(name)
             except ValueError as err:
                 raise ValueError(f"DecisionRecorder: {err}") from None
-        if burn_in < 0 or flip_threshold < 1:
+        if (burn_in is not None and burn_in < 0) or flip_threshold < 1:
             raise ValueError(
                 f"DecisionRecorder needs burn_in >= 0 and flip_threshold >= 1, got {burn_in} and {flip_threshold}."
             )
@@ -110,6 +111,7 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
         self.thumbnail_unnormalize = thumbnail_unnormalize
         self.record_train = record_train
         self.train_split = train_split
+        self.pending_timeout = float(pending_timeout)
         self._media = WandbMedia(wandb_table_rows, thumbnail_unnormalize, wandb_artifact_max_mb)
         self._reset_runtime()
 
@@ -299,6 +301,8 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         """Finish queued writes, remove the hook, free buffers and release the store's claim."""
         self._jobs.close()
+        if trainer.is_global_zero:
+            self._finish_writes(self.pending_timeout)
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
@@ -422,7 +426,7 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
             )
             self._write(trainer, row)
             self._epochs.setdefault(split, []).append(epoch)
-            self._summarise(trainer, pl_module, split, arrays, classes)
+            self._summarise(trainer, pl_module, split, arrays, classes, row_flags)
             self._log_media(trainer, split, arrays, self._val_loaders(trainer)[i])
 
     def _num_classes_all_ranks(self, trainer: Any, local: int) -> int:

@@ -20,7 +20,9 @@ Args:
         digits, relative error at most 2**-11; values beyond 65504 become inf).
     log_summaries: log live scalars through ``LightningModule.log`` at each validation epoch end.
     log_prefix: prefix of the logged keys.
-    burn_in: rows ignored by the live categories (default 1: the before-training row).
+    burn_in: rows ignored by the live categories. Default: the analysis' rule
+        (:func:`lightning_ddd.analysis.default_burn_in`): 1 when the split's first row is the untrained
+        network (epoch 0), else 0, so the live scalars of a row equal the analysis of the store up to it.
     flip_threshold: forgetting events that make a sample "flip-flopping".
     overwrite: replace an existing store of the same name instead of refusing to start.
     locking: HDF5 file locking of the writer: ``"best-effort"`` (default; works on filesystems without
@@ -33,6 +35,19 @@ Args:
         are logged every row.
     wandb_artifact_max_mb: upload the store as an artifact below this size; above it, log a reference.
     thumbnail_unnormalize: ``(mean, std)`` per channel to undo before showing thumbnails in the table.
+    record_train: also record each training presentation (in train mode) as one row per epoch of the split
+        ``train_split`` (forgetting events, data maps and AUM in Toneva et al.'s and Swayamdipta et al.'s
+        sense). Ids come from the batch (``WithIndex``, an ``index`` key) or, exactly, from a sequential
+        sampler or the ``DistributedSampler`` Lightning injects; other shuffling loaders are refused.
+    train_split: the split name of the training presentations (default ``"train"``).
+    pending_timeout: seconds the end of a run waits for rows that could not yet be written (a reader held
+        the store, the disk was full or read-only) before it warns and leaves them in ``<store>.pending/``
+        for ``lightning-ddd repair``.
+
+Write failures never stop training: a row that cannot go into the store (busy file, full disk, read-only
+directory) is parked in a side file ``<store>.h5.pending/`` or, if even that fails, kept in memory and
+retried in order; one warning says why and how much space is free. Checkpoints count only rows in the store
+or in side files, so a resumed run records again what was lost.
 
 Logged metrics (per split, identical on every rank):
     ``<prefix>/<split>/accuracy``, ``always_learned``, ``never_learned``, ``flip_flopping`` (fractions so

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from lightning_ddd.analysis.dynamics import DynamicsAccumulator
+from lightning_ddd.analysis.loading import default_burn_in
 from lightning_ddd.capture.gather import EpochArrays
 from lightning_ddd.live.wandb_media import find_wandb_logger
 
@@ -15,10 +16,13 @@ from lightning_ddd.live.wandb_media import find_wandb_logger
 class LiveLogging:
     """Mixin of ``DecisionRecorderCore``: scalars every row, W&B media on rank 0, the store artifact."""
 
-    def _summarise(self, trainer: Any, pl_module: Any, split: str, a: EpochArrays, classes: int) -> None:
+    def _summarise(self, trainer: Any, pl_module: Any, split: str, a: EpochArrays, classes: int,
+                   flags: int = 0) -> None:
         acc = self._live.get(split)
         if acc is None or acc.num_samples != a.evaluated.shape[0]:
-            acc = self._live[split] = DynamicsAccumulator(a.evaluated.shape[0], burn_in=self.burn_in,
+            # the split's first row decides the burn-in, by the analysis' own rule (live equals post-hoc)
+            burn_in = self.burn_in if self.burn_in is not None else default_burn_in(np.array([int(flags)]))
+            acc = self._live[split] = DynamicsAccumulator(a.evaluated.shape[0], burn_in=burn_in,
                                                           flip_threshold=self.flip_threshold)
         acc.update(a.correct, a.evaluated, pred=a.pred)
         if not self.log_summaries:

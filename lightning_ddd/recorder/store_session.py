@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 import warnings
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 
 from lightning_ddd.analysis.dynamics import DynamicsAccumulator
+from lightning_ddd.analysis.loading import default_burn_in
 from lightning_ddd.recorder.naming import default_run_name, run_metadata, safe_name
 from lightning_ddd.store.lock import StoreLock
 from lightning_ddd.store.writer import StoreWriter
@@ -98,11 +100,14 @@ class StoreSession:
             store = DecisionStore(self._store_path)
             live, epochs = {}, {}
             for split in store.splits:
-                epochs[split] = store.rows(split)["epoch"].tolist()
+                rows = store.rows(split)
+                epochs[split] = rows["epoch"].tolist()
                 fields = ("evaluated", "correct", "pred")
                 info = store.info(split)
-                acc = DynamicsAccumulator(info.num_samples, burn_in=0 if info.kind == "train" else self.burn_in,
-                                          flip_threshold=self.flip_threshold)
+                burn_in = default_burn_in(rows["flags"])
+                if info.kind != "train" and self.burn_in is not None:
+                    burn_in = self.burn_in
+                acc = DynamicsAccumulator(info.num_samples, burn_in=burn_in, flip_threshold=self.flip_threshold)
                 for row in store.iter_rows(split, fields):
                     acc.update(row["correct"], row["evaluated"], pred=row["pred"])
                 live[split] = acc
@@ -120,11 +125,48 @@ class StoreSession:
             self._jobs.flush()
         except Exception as err:  # noqa: BLE001 - raised again (on every rank) at the next row
             self._jobs._error = err
+        rows = dict(self._rows)
+        if self._writer is not None:  # rows held in memory (a full or read-only disk) are not durable yet
+            for split, n in self._writer.held_rows.items():
+                rows[split] = rows.get(split, 0) - n
         return {
             "run_name": self._resolved_run_name, "run_id": self._run_id,
             "store_path": str(self._store_path) if self._store_path else None,
-            "rows": dict(self._rows), "last_step": dict(self._last_step), "version": 1,
+            "rows": rows, "last_step": dict(self._last_step), "version": 1,
         }
+
+    def _finish_writes(self, timeout: float) -> None:
+        """At the end of a run: retry held rows and side files for up to ``timeout`` seconds, then say what
+        is left, once (rank 0 only)."""
+        writer = self._writer
+        if writer is None:
+            return
+        deadline = time.monotonic() + timeout
+        delay = 0.1
+        while True:
+            try:
+                done = writer.retry() and writer.replay_pending(quiet=True)
+            except Exception as err:  # noqa: BLE001 - never fail the end of training over the store
+                warnings.warn(f"DecisionRecorder: finishing the writes to {str(writer.path)!r} failed: {err}",
+                              stacklevel=2)
+                return
+            if done or time.monotonic() >= deadline:
+                break
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 2.0)
+        pending, held = len(writer.pending_files()), sum(writer.held_rows.values())
+        if pending or held:
+            parts = []
+            if pending:
+                parts.append(f"{pending} row(s) wait in {str(writer.path)!r}.pending/: run `lightning-ddd repair "
+                             f"{writer.path}` once the store is free")
+            if held:
+                steps = writer.held_steps
+                parts.append(f"{held} row(s) (global steps {steps}) could not be saved anywhere ({writer.problem}) "
+                             "and are lost when this process ends; free disk space and call trainer.fit again "
+                             "with ckpt_path='last' to record again from the last checkpoint")
+            warnings.warn("DecisionRecorder: " + "; ".join(parts) + ".", stacklevel=2)
+
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Remember the checkpoint's run so that the store is continued, not restarted."""

@@ -24,6 +24,7 @@ from lightning_ddd.analysis import (
     condition_consistency,
     consistency_to_base,
     count_correct,
+    error_consistency,
     label_error_shares,
     load_runs,
     load_trajectory,
@@ -31,6 +32,7 @@ from lightning_ddd.analysis import (
     runs_at_row,
     summarize_difficulty,
     summarize_dynamics,
+    upto_row,
 )
 from lightning_ddd.analysis.loading import Trajectory
 
@@ -43,8 +45,8 @@ class ReportOptions:
 
     Attributes:
         split: split name.
-        row: row position for cross-run comparisons (default: each run's last row).
-        epoch: epoch for cross-run comparisons (instead of ``row``).
+        row: row position for cross-run comparisons (default: the comparison epoch below).
+        epoch: epoch for cross-run comparisons; default the latest epoch every run recorded.
         tolerance: t for trivial / impossible (0 strict, 1 "all but one").
         base: base run name (default: the first run).
         conditions: run name -> condition; ``"auto"`` strips a trailing ``-<n>``/``_<n>``; None: one per run.
@@ -54,6 +56,9 @@ class ReportOptions:
         n_boot: bootstrap resamples for intervals.
         per_run_limit: runs (the base first) that get per-run figures.
         seed: bootstrap seed.
+        all_rows: per-run outputs (categories, forgetting, first-learned, data maps, AUM, samples.csv) use
+            every recorded row instead of the rows up to the comparison epoch.
+        epoch_source: where ``epoch`` came from, for the page (``"--epoch"``, ``"conditions file"``).
         progress: called with progress messages.
     """
 
@@ -69,6 +74,8 @@ class ReportOptions:
     n_boot: int = 1000
     per_run_limit: int = 3
     seed: int = 0
+    all_rows: bool = False
+    epoch_source: str = "--epoch"
     progress: Callable[[str], None] = lambda msg: None
 
 
@@ -122,7 +129,28 @@ def analyse(inputs: Sequence[str], opts: ReportOptions) -> tuple[dict[str, Any],
     summary: dict[str, Any] = {"split": opts.split, "runs": names, "n_runs": len(runs), "n_samples": int(n),
                                "base": base, "tolerance": opts.tolerance, "notes": [],
                                "label_errors_excluded": int((~keep).sum())}
-    arrays: dict[str, Any] = {"runs": runs, "base_i": base_i}
+    arrays: dict[str, Any] = {"base_i": base_i, "keep": keep}
+
+    m = runs_at_row(runs, row=opts.row, epoch=opts.epoch)
+    if opts.row is not None:
+        how = f"row {opts.row} of each run (--row)"
+    elif opts.epoch is not None:
+        how = f"epoch {opts.epoch:g} ({opts.epoch_source})"
+    else:
+        how = "the latest epoch every run recorded"
+    same_epoch = bool(np.allclose(m.epochs, m.epochs[0]))
+    summary["row"] = m.row
+    summary["comparison"] = {
+        "epoch": float(m.epochs[0]) if same_epoch else None, "epochs": {n: float(e) for n, e in zip(names, m.epochs)},
+        "how": how, "per_run_rows": "all recorded rows" if opts.all_rows else "rows up to the comparison epoch"}
+    opts.progress(f"comparing {len(runs)} runs at {m.row} ({how}); per-run outputs use "
+                  f"{summary['comparison']['per_run_rows']}")
+    arrays["matrix"] = m
+    full_runs = runs
+    if not opts.all_rows:
+        runs = [upto_row(t, int(p)) for t, p in zip(runs, m.rows)]
+    arrays["runs"] = runs
+    arrays["cut_rows"] = None if opts.all_rows else [int(p) for p in m.rows]
 
     opts.progress(f"per-run dynamics of {len(runs)} runs")
     per_run = {}
@@ -133,20 +161,17 @@ def analyse(inputs: Sequence[str], opts: ReportOptions) -> tuple[dict[str, Any],
                            "learned": d.rows.learned, "forgotten": d.rows.forgotten,
                            "kappa_prev": d.rows.kappa_prev, "pred_changes": d.rows.pred_changes}
     summary["per_run"] = per_run
-
-    m = runs_at_row(runs, row=opts.row, epoch=opts.epoch)
-    summary["row"] = m.row
-    arrays["matrix"] = m
     if len(runs) < 2:
         summary["notes"].append("Only one run: cross-run figures (k histogram, kappa heat maps, kappa to the base run) "
                                 "need at least two runs.")
-        return _finish(summary, arrays, opts, runs, base_i)
+        return _finish(summary, arrays, opts, runs, base_i, full_runs)
 
     ref_correct, ref_eval, ref_names = m.correct, m.evaluated, m.runs
     if opts.reference:
         ref_runs = load_runs(opts.reference, opts.split, fields=())
         check_same_dataset([runs[0], *ref_runs])
-        rm = runs_at_row(ref_runs, row=opts.row, epoch=opts.epoch)
+        rm = runs_at_row(ref_runs, row=opts.row, epoch=opts.epoch if opts.row is not None or opts.epoch is not None
+                         else (float(m.epochs[0]) if same_epoch else None))
         ref_correct, ref_eval, ref_names = rm.correct, rm.evaluated, rm.runs
     k = count_correct(ref_correct, ref_eval)
     k = np.where(keep, k, -1)
@@ -205,17 +230,51 @@ def analyse(inputs: Sequence[str], opts: ReportOptions) -> tuple[dict[str, Any],
                 cc = condition_consistency(res.kappa, labels)
                 summary["conditions"][key] = dataclasses.asdict(cc)
         arrays["conditions"] = labels
-    return _finish(summary, arrays, opts, runs, base_i)
+    return _finish(summary, arrays, opts, runs, base_i, full_runs)
+
+
+def _plus_epochs(base_full: Trajectory, at: int, samples: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """"+n epochs" (paper §3): kappa(base at E + n, base at E) for every later row n the base recorded."""
+    out = []
+    e0 = float(base_full.epochs[at])
+    for r in range(at + 1, len(base_full.epochs)):
+        entry: dict[str, Any] = {"n": float(base_full.epochs[r] - e0), "epoch": float(base_full.epochs[r])}
+        for key, keep in samples.items():
+            valid = keep & base_full.evaluated[r] & base_full.evaluated[at]
+            st = error_consistency(base_full.correct[r], base_full.correct[at], valid=valid)
+            entry[f"kappa_{key}"] = float(st.kappa)
+            entry[f"n_{key}"] = int(valid.sum())
+        out.append(entry)
+    return out
+
+
+def _different_data(summary: dict[str, Any], arrays: dict[str, Any], labels: list[str]) -> None:
+    """The paper's "different data": the two disjoint half-data runs compared with each other."""
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(labels):
+        if re.sub(r"[^a-z]", "", c.lower()) in ("halfdata", "half", "halfdataset", "differentdata"):
+            groups.setdefault(c, []).append(i)
+    for cond, idx in groups.items():
+        if len(idx) != 2:
+            continue
+        i, j = idx
+        entry: dict[str, Any] = {"condition": cond, "runs": [summary["runs"][i], summary["runs"][j]]}
+        for key, res in (("all", arrays.get("cons_all")), ("in_between", arrays.get("cons_mid"))):
+            if res is not None:
+                entry[f"kappa_{key}"] = float(res.kappa[i, j])
+                entry[f"ci_{key}"] = [float(res.ci_low[i, j]), float(res.ci_high[i, j])]
+        summary["different_data"] = entry
+        return
 
 
 def _finish(summary: dict[str, Any], arrays: dict[str, Any], opts: ReportOptions, runs: list[Trajectory],
-            base_i: int) -> tuple[dict[str, Any], dict[str, Any]]:
+            base_i: int, full_runs: list[Trajectory]) -> tuple[dict[str, Any], dict[str, Any]]:
+    m = arrays["matrix"]
     if len(runs) >= 2:
         epochs, correct, evaluated = align_rows(runs)
         if len(epochs):
             kb = consistency_to_base(correct, base=base_i, evaluated_rows=evaluated)
             same = arrays.get("cons_all")
-            m = arrays["matrix"]
             if same is None or not np.allclose(m.epochs, epochs[-1]) or summary["label_errors_excluded"]:
                 same = None  # the main comparison is at other rows or on other samples: bootstrap again
             last = same or pairwise_consistency(correct[:, -1], evaluated=evaluated[:, -1], runs=summary["runs"],
@@ -223,9 +282,38 @@ def _finish(summary: dict[str, Any], arrays: dict[str, Any], opts: ReportOptions
             summary["to_base"] = {"epochs": epochs, "kappa": kb, "ci_low_last": last.ci_low[base_i],
                                   "ci_high_last": last.ci_high[base_i]}
             arrays["to_base"] = (epochs, kb, (last.ci_low[base_i], last.ci_high[base_i]))
+        keep = arrays.get("keep", np.ones(m.correct.shape[1], bool))
+        samples = {"all": keep}
+        if "difficulty" in arrays:
+            samples["in_between"] = arrays["difficulty"].in_between & keep
+        plus = _plus_epochs(full_runs[base_i], int(m.rows[base_i]), samples)
+        if plus:
+            summary["plus_epochs"] = plus
+            arrays["plus_epochs"] = plus
+        if "conditions" in arrays:
+            _different_data(summary, arrays, arrays["conditions"])
     order = [base_i] + [i for i in range(len(runs)) if i != base_i]
     arrays["detail"] = order[: max(1, opts.per_run_limit)]
     return summary, arrays
+
+
+def _training_dynamics(t: Trajectory, upto_epoch: float | None) -> tuple[str, Any] | None:
+    """The run's training-split dynamics (data map, AUM), up to ``upto_epoch``, if it recorded one with
+    probabilities."""
+    from lightning_ddd.store import open_store
+
+    store = open_store(t.path)
+    for name, info in store.split_infos.items():
+        if info.kind == "train" and "loss" in info.fields and info.num_rows:
+            tr = load_trajectory(t.path, name, store=store)
+            if upto_epoch is not None:
+                keep = np.flatnonzero(tr.epochs <= upto_epoch + 1e-9)
+                if not keep.size:
+                    continue
+                tr = upto_row(tr, int(keep[-1]))
+            return name, summarize_dynamics(tr.correct, tr.evaluated, pred=tr.pred, prob=tr.prob, margin=tr.margin,
+                                            burn_in=tr.burn_in)
+    return None
 
 
 def _save(fig: Any, folder: Path, name: str, figures: list[dict[str, str]], caption: str) -> None:
@@ -270,6 +358,8 @@ def _write_figures(summary: dict[str, Any], arrays: dict[str, Any], folder: Path
         t = runs[i]
         opts.progress(f"figures of run {t.name!r}")
         full = load_trajectory(t.path, opts.split)
+        if arrays.get("cut_rows") is not None:
+            full = upto_row(full, arrays["cut_rows"][i])
         d = summarize_dynamics(full.correct, full.evaluated, pred=full.pred, prob=full.prob, margin=full.margin,
                                burn_in=full.burn_in)
         tag = f"run{pos:03d}-{re.sub(r'[^A-Za-z0-9_-]+', '-', t.name)[:60]}"  # unique per run, whatever the name
@@ -290,9 +380,19 @@ def _write_figures(summary: dict[str, Any], arrays: dict[str, Any], folder: Path
         first_epoch = np.where(d.first_learned >= 0, full.epochs[np.clip(d.first_learned, 0, None)], np.nan)
         _save(F.plot_first_learned(first_epoch, title=f"{t.name}: when samples are first learned")[0],
               folder, f"first_learned_{tag}", figs, f"First-learned epoch histogram of {t.name}.")
-        if full.prob is not None:
-            _save(F.plot_data_map(d.confidence, d.variability, d.category, title=f"{t.name}: data map")[0],
-                  folder, f"data_map_{tag}", figs, f"Data map of {t.name}.")
+        source = _training_dynamics(t, full.epochs[-1] if arrays.get("cut_rows") is not None else None)
+        if source is not None:
+            train_name, dm = source
+            _save(F.plot_data_map(dm.confidence, dm.variability, dm.category,
+                                  title=f"{t.name}: data map of training presentations ({train_name!r})")[0],
+                  folder, f"data_map_{tag}", figs, f"Data map of {t.name} from its training presentations "
+                  f"(split {train_name!r}, recorded with record_train=True), as Swayamdipta et al. define it.")
+        elif full.prob is not None:
+            _save(F.plot_data_map(d.confidence, d.variability, d.category,
+                                  title=f"{t.name}: data map of validation rows (not training dynamics)")[0],
+                  folder, f"data_map_{tag}", figs, f"Data map of {t.name} computed from its validation rows. Data "
+                  "maps and AUM are defined on training presentations; record them with "
+                  "DecisionRecorder(record_train=True) to draw this map from the training split.")
         if table is None:
             diff = arrays["difficulty"].labels if "difficulty" in arrays else None
             table = per_sample_table(full.ids, full.targets, d, full.epochs, arrays.get("k"), diff)
@@ -310,8 +410,11 @@ def _write_figures(summary: dict[str, Any], arrays: dict[str, Any], folder: Path
               "(Figure 5), one colour scale.")
     if "to_base" in arrays:
         epochs, kb, ci = arrays["to_base"]
-        _save(F.plot_kappa_to_base(epochs, kb, summary["runs"], summary["base"], ci_last=ci)[0], folder,
-              "kappa_to_base", figs, "Kappa with the base run per epoch (Figure 3), intervals at the last epoch.")
+        plus = arrays.get("plus_epochs")
+        _save(F.plot_kappa_to_base(epochs, kb, summary["runs"], summary["base"], ci_last=ci, plus_epochs=plus)[0],
+              folder, "kappa_to_base", figs, "Kappa with the base run per epoch (Figure 3), intervals at the "
+              "comparison epoch" + ("; black stars: the base run with itself n epochs later (\"+n epochs\")."
+                                    if plus else "."))
     return figs, table
 
 

@@ -138,9 +138,18 @@ def plot_kappa_heatmaps(kappa_all: np.ndarray, kappa_mid: np.ndarray, names: Seq
 
 
 def plot_kappa_to_base(epochs: np.ndarray, kappa: np.ndarray, names: Sequence[str], base: str, *,
-                       ci_last: tuple[np.ndarray, np.ndarray] | None = None, ax=None):  # noqa: ANN001, ANN201
-    """Kappa of each run with the base run per epoch (paper Figure 3), intervals at the last epoch."""
+                       ci_last: tuple[np.ndarray, np.ndarray] | None = None, plus_epochs: list[dict] | None = None,
+                       ax=None):  # noqa: ANN001, ANN201
+    """Kappa of each run with the base run per epoch (paper Figure 3), intervals at the last epoch; with
+    ``plus_epochs`` also the base with itself n epochs later, drawn at the comparison epoch + n."""
     fig, ax = _axes(ax, (7, 4.5))
+    if plus_epochs:
+        xs = [p["epoch"] for p in plus_epochs]
+        ax.plot(xs, [p["kappa_all"] for p in plus_epochs], "k*-", ms=6, lw=0.8,
+                label=f"{base} +n epochs vs epoch {epochs[-1]:g}")
+        if "kappa_in_between" in plus_epochs[0]:
+            ax.plot(xs, [p["kappa_in_between"] for p in plus_epochs], "k*:", ms=6, lw=0.8, mfc="white",
+                    label=f"{base} +n epochs, in-between samples")
     colors = plt.cm.tab20(np.linspace(0, 1, max(len(names), 2)))
     for i, name in enumerate(names):
         if name == base:

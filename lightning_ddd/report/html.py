@@ -40,6 +40,13 @@ def render_html(s: dict[str, Any]) -> str:
              f"<p>{s['n_runs']} run(s) on split <b>{_e(s['split'])}</b>, {s['n_samples']} samples; cross-run "
              f"comparisons at <b>{_e(s.get('row', 'last'))}</b>; base run <b>{_e(s['base'])}</b>; tolerance "
              f"t = {s['tolerance']} (trivial: k &ge; M &minus; t, impossible: k &le; t).</p>"]
+    cmp = s.get("comparison")
+    if cmp:
+        parts.append(f"<p id='comparison'>Comparison epoch: <b>{_e(s.get('row'))}</b>, chosen as {_e(cmp['how'])}. "
+                     f"Per-run outputs (categories, forgetting events, first-learned, data maps, AUM, samples.csv) use "
+                     f"{_e(cmp['per_run_rows'])}"
+                     + ("" if cmp["per_run_rows"] == "all recorded rows" else " (<code>--all-rows</code> for all)")
+                     + ".</p>")
     for note in s.get("notes", []):
         parts.append(f"<p class='note'>{_e(note)}</p>")
     if "difficulty" in s:
@@ -79,6 +86,37 @@ def render_html(s: dict[str, Any]) -> str:
                          f"{int(100 * c['confidence'])} % intervals)</h3>")
             parts.append(_table(["run a", "run b", "kappa", "low", "high", "c_obs", "c_exp", "kappa min",
                                  "kappa max"], rows))
+    if "consistency" in s and "in_between" in s["consistency"]:
+        ref = s.get("k", {}).get("reference_runs")
+        own = ref is not None and sorted(ref) == sorted(s["runs"])
+        parts.append(
+            "<p class='note' id='circularity'><b>Circularity.</b> " + (
+                "The in-between samples were chosen from the same runs whose kappa is measured on them. Removing "
+                "the samples all runs get right or all get wrong removes only agreements, so in-between kappa is "
+                "lower by construction, even for runs that share nothing but the data. For an estimate free of "
+                "this selection, define trivial and impossible with independent runs: <code>lightning-ddd report "
+                "STORES --reference OTHER_STORES</code> (k is then counted over the reference runs)."
+                if own else
+                f"The in-between samples were chosen by {len(ref or [])} reference run(s) (--reference), not by the "
+                "runs whose kappa is measured, so the selection does not lower kappa by construction.") + "</p>")
+    if "plus_epochs" in s:
+        parts.append("<h2>+n epochs: the base run with itself later</h2>")
+        rows = [[f"+{p['n']:g}", p["epoch"], p.get("kappa_all"), p.get("kappa_in_between")] for p in s["plus_epochs"]]
+        parts.append("<p>Kappa of the base run at the comparison epoch E with itself at E + n (paper §3: +1 and "
+                     "+10 epochs), on all samples and on the in-between samples at E.</p>")
+        parts.append(_table(["n", "epoch", "kappa, all samples", "kappa, in-between"], rows))
+    if "different_data" in s:
+        dd = s["different_data"]
+        parts.append("<h2>Different data: the two disjoint halves</h2>")
+        parts.append(f"<p>{_e(dd['runs'][0])} and {_e(dd['runs'][1])} (condition {_e(dd['condition'])}) trained on "
+                     "disjoint halves of the training set (the paper: 0.492 on all samples, &minus;0.122 on "
+                     "in-between samples).</p>")
+        parts.append(_table(["", "kappa", "interval"],
+                            [[label, dd.get(f"kappa_{key}"),
+                              " – ".join(f"{v:.3f}" for v in dd[f"ci_{key}"]) if dd.get(f"ci_{key}") and
+                              None not in dd[f"ci_{key}"] else "–"]
+                             for key, label in (("all", "all samples"), ("in_between", "in-between samples"))
+                             if f"kappa_{key}" in dd]))
     if "conditions" in s:
         parts.append("<h2>Conditions (mean kappa over model pairs, standard error)</h2>")
         for key, cc in s["conditions"].items():
@@ -92,7 +130,7 @@ def render_html(s: dict[str, Any]) -> str:
     rows = [[name, r["accuracy"][-1], r["category_fractions"]["always_learned"],
              r["category_fractions"]["never_learned"], r["category_fractions"]["flip_flopping"],
              r["mean_forgetting_events"]] for name, r in s["per_run"].items()]
-    parts.append(_table(["run", "last accuracy", "always learned", "never learned", "flip-flopping",
+    parts.append(_table(["run", "accuracy at the comparison epoch", "always learned", "never learned", "flip-flopping",
                          "mean forgetting events"], rows))
     parts.append("<h2>Figures</h2>")
     for f in s.get("figures", []):

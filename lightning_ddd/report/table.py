@@ -14,13 +14,19 @@ from lightning_ddd.analysis.dynamics import Category, Dynamics
 def per_sample_table(ids: np.ndarray, targets: np.ndarray, dynamics: Dynamics, epochs: np.ndarray,
                      k: np.ndarray | None = None, difficulty: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Columns: id, target, category, first-learned row and epoch, forgetting events, confidence,
-    variability, correctness, AUM, and (across runs) k and difficulty."""
+    variability, correctness, AUM, and (across runs) k and difficulty.
+
+    ``forgetting_events`` follows Toneva et al.: a never-learned sample counts as forgotten infinitely often
+    (``inf``), so sorting by it puts the most forgettable samples, never learned ones first, at the top;
+    ``observed_forgetting_events`` is the plain count of correct -> wrong transitions."""
     names = np.array([c.name.lower() for c in Category])
     first_epoch = np.where(dynamics.first_learned >= 0, epochs[np.clip(dynamics.first_learned, 0, None)], np.nan)
     cols = {
         "id": ids, "target": targets, "category": names[dynamics.category],
         "first_learned_row": dynamics.first_learned, "first_learned_epoch": first_epoch,
-        "forgetting_events": dynamics.forgetting_events, "rows_correct": dynamics.rows_correct,
+        "forgetting_events": np.where(dynamics.category == Category.NEVER_LEARNED, np.inf,
+                                      dynamics.forgetting_events.astype(np.float64)),
+        "observed_forgetting_events": dynamics.forgetting_events, "rows_correct": dynamics.rows_correct,
         "confidence": dynamics.confidence, "variability": dynamics.variability,
         "correctness": dynamics.correctness, "aum": dynamics.aum,
     }
@@ -65,6 +71,8 @@ def write_table(cols: dict[str, np.ndarray], path: str | os.PathLike, fmt: str =
 
 def _cell(v: object) -> object:
     if isinstance(v, (float, np.floating)):
+        if np.isinf(v):
+            return "inf" if v > 0 else "-inf"
         return "" if not np.isfinite(v) else f"{float(v):.6g}"
     if isinstance(v, np.integer):
         return int(v)

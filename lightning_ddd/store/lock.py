@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import warnings
 from pathlib import Path
 
 from lightning_ddd.store.errors import StoreLockedError
@@ -101,7 +102,11 @@ class StoreLock:
         key = str(self.path.resolve())
         if _HELD.get(key) == self.token:
             _HELD.pop(key, None)
-            self.path.unlink(missing_ok=True)
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError as err:  # a read-only directory: never mask the real error of the run
+                warnings.warn(f"Could not remove the claim file {str(self.path)!r} ({err}); the next run of the "
+                              "same name takes it over once this process has ended.", stacklevel=2)
 
 
 def live_claim(store: str | os.PathLike) -> str | None:

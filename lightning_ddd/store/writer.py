@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -103,6 +104,9 @@ class StoreWriter:
         self.metadata = dict(metadata or {})
         self.float_dtype = float_dtype
         self.locking = locking
+        self._held: list[Row] = []
+        self._problem: str | None = None
+        self._last_in_store: tuple[str, int] | None = None
 
     # ------------------------------------------------------------------ opening
     def _file(self, mode: str) -> h5py.File:
@@ -225,36 +229,113 @@ class StoreWriter:
 
     # ------------------------------------------------------------------ appending
     def append(self, row: Row) -> bool:
-        """Append one row, committing it only after its data is flushed.
+        """Append one row, committing it only after its data is flushed; never lose it to an I/O failure.
 
-        When the file cannot be opened (another process holds it), the row is saved to a durable side
-        file and appended at the next call, with a warning.
+        Where the row goes, in order of preference:
+
+        1. the store, when the disk has room for it (:meth:`needed_bytes`; HDF5 is never written into a
+           nearly full disk, where a failed flush can damage the file and crash the process);
+        2. a durable side file in ``<store>.pending/`` when the store is busy (a reader holds it), the disk
+           is too full for HDF5, or the store cannot be written (a read-only directory): appended later;
+        3. memory, when not even a side file can be written: retried, in order, at every later
+           :meth:`append` and by :meth:`retry`.
+
+        Rows always reach the store in order; I/O failures never raise (see :attr:`problem`).
 
         Returns:
-            True if the row is in the store, False if it waits in a side file.
+            True if the row is in the store, False if it waits in a side file or in memory.
 
         Raises:
             StoreMismatchError: the row belongs to another dataset, or its step does not advance.
+            ValueError: a malformed row or split name.
         """
         self._validate(row)
-        if not self.replay_pending(quiet=True):
-            self._save_pending(row)
-            return False
-        try:
-            with self._file("a") as f:
-                self._append_open(f, row)
-        except (BlockingIOError, OSError) as err:
-            if not self._is_busy(err):
+        self._held.append(row)
+        had_problem = self._problem is not None
+        self.retry()
+        if self._problem is not None and not had_problem:
+            warnings.warn(f"lightning-ddd: {self._problem}. Readers should use DecisionStore or `lightning-ddd "
+                          "info`, which never hold the file.", stacklevel=2)
+        return not self._held and not self.pending_files() and self._last_in_store == (row.split, row.global_step)
+
+    def retry(self) -> bool:
+        """Move rows held in memory into the store or side files, in order.
+
+        Returns:
+            True when no row is held in memory any more.
+        """
+        while self._held:
+            row = self._held[0]
+            try:
+                stored = self._put(row)
+            except BaseException:
+                self._held.pop(0)  # a row that can never fit this store (another dataset) must not block others
                 raise
+            if not stored:
+                return False
+            self._held.pop(0)
+        return True
+
+    @property
+    def held_rows(self) -> dict[str, int]:
+        """Rows per split that are neither in the store nor in a side file (kept in memory)."""
+        out: dict[str, int] = {}
+        for row in self._held:
+            out[row.split] = out.get(row.split, 0) + 1
+        return out
+
+    @property
+    def held_steps(self) -> list[int]:
+        """Global steps of the rows held in memory, oldest first."""
+        return [row.global_step for row in self._held]
+
+    @property
+    def problem(self) -> str | None:
+        """The last I/O failure, as a sentence with the free space, or None when the last row went to the store."""
+        return self._problem
+
+    def needed_bytes(self, row: Row) -> int:
+        """Free space the writer wants before it writes ``row`` into the HDF5 file: twice the row's raw size
+        plus 4 MiB for HDF5 metadata and chunk rewrites."""
+        raw = sum(np.asarray(v).nbytes for v in row.sample_fields().values()) + np.asarray(row.targets).nbytes
+        return 2 * raw + (4 << 20)
+
+    def _free_bytes(self) -> int:
+        try:
+            return shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return 0
+
+    def _put(self, row: Row) -> bool:
+        """Store ``row`` (True), or park it in a side file (True), or fail (False; it stays held)."""
+        reason = None
+        if not self.replay_pending(quiet=True):
+            reason = "earlier rows still wait in side files"
+        elif self._free_bytes() < self.needed_bytes(row):
+            reason = (f"only {self._free_bytes() / 2**20:.1f} MiB are free on the disk of {str(self.path)!r} "
+                      f"(a row needs {self.needed_bytes(row) / 2**20:.1f} MiB)")
+        else:
+            try:
+                with self._file("a") as f:
+                    self._append_open(f, row)
+                _fsync_file(self.path)
+                self._last_in_store = (row.split, row.global_step)
+                self._problem = None
+                return True
+            except (StoreMismatchError, StoreFormatError):
+                raise
+            except (OSError, RuntimeError) as err:
+                reason = (f"the store is busy ({err})" if self._is_busy(err) else
+                          f"writing {str(self.path)!r} failed ({err}; {self._free_bytes() / 2**20:.1f} MiB free)")
+        try:
             self._save_pending(row)
-            warnings.warn(
-                f"Could not open {str(self.path)!r} to append row at step {row.global_step} ({err}); "
-                f"it is saved in {str(pending_dir(self.path))!r} and will be appended at the next chance. "
-                "Readers should use DecisionStore or `lightning-ddd info`, which never hold the file.",
-                stacklevel=2,
-            )
+        except OSError as err:
+            self._problem = (f"{reason}; a side file could not be written either ({err}). The row of split "
+                             f"{row.split!r} at step {row.global_step} is kept in memory and retried")
             return False
-        _fsync_file(self.path)
+        self._problem = (f"{reason}; the row of split {row.split!r} at step {row.global_step} is saved in "
+                         f"{str(pending_dir(self.path))!r} and is appended when the store can be written (or by "
+                         f"`lightning-ddd repair {self.path}`)")
         return True
 
     @staticmethod
@@ -367,10 +448,16 @@ class StoreWriter:
         arrays["targets"] = row.targets
         meta = {"split": row.split, "global_step": row.global_step, "epoch": row.epoch,
                 "flags": int(row.flags), "num_classes": row.num_classes, "wall_time": row.wall_time}
-        with open(tmp, "wb") as fh:
-            np.savez(fh, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            if not any(folder.iterdir()):
+                folder.rmdir()
+            raise
         final = folder / name
         os.replace(tmp, final)
         _fsync_dir(folder)
@@ -406,6 +493,12 @@ class StoreWriter:
         files = self.pending_files()
         if not files:
             return True
+        need = sum(2 * p.stat().st_size for p in files if p.exists()) + (4 << 20)
+        if self._free_bytes() < need:
+            if not quiet:
+                warnings.warn(f"{len(files)} rows wait to be appended to {str(self.path)!r}, but only "
+                              f"{self._free_bytes() / 2**20:.1f} MiB are free.", stacklevel=2)
+            return False
         try:
             with self._file("a") as f:
                 for path in files:
@@ -422,11 +515,10 @@ class StoreWriter:
                     self._append_open(f, row)
                     f.flush()
                     path.unlink()
-        except (BlockingIOError, OSError) as err:
-            if not self._is_busy(err):
-                raise
+        except (OSError, RuntimeError) as err:
             if not quiet:
-                warnings.warn(f"{len(files)} rows still wait to be appended to {str(self.path)!r}.", stacklevel=2)
+                warnings.warn(f"{len(files)} rows still wait to be appended to {str(self.path)!r} ({err}).",
+                              stacklevel=2)
             return False
         _fsync_file(self.path)
         folder = pending_dir(self.path)
