@@ -8,10 +8,10 @@ live summaries are identical on all ranks; only global rank 0 writes the store.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from lightning_ddd.capture.buffer import FLAG_BAD_TARGET, FLAG_CORRECT, FLAG_NONFINITE, DeviceBuffer
 
@@ -42,39 +42,34 @@ class EpochArrays:
     bad_ids: np.ndarray
 
 
-def _world_size() -> int:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
+AllGather = Callable[[torch.Tensor], torch.Tensor]
+"""A collective ``all_gather(tensor) -> (world, *tensor.shape)``, e.g. the Trainer's ``strategy.all_gather``."""
 
 
-def _gather_padded(local: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
+def _gather_padded(local: torch.Tensor, sizes: list[int], all_gather: AllGather) -> list[torch.Tensor]:
     biggest = max(sizes)
     padded = torch.zeros((biggest, local.shape[1]), dtype=local.dtype, device=local.device)
     padded[: local.shape[0]] = local
-    parts = [torch.empty_like(padded) for _ in sizes]
-    dist.all_gather(parts, padded)
-    return [p[:s] for p, s in zip(parts, sizes)]
+    parts = all_gather(padded)
+    return [parts[i, :s] for i, s in enumerate(sizes)]
 
 
-def gather_epoch(buffer: DeviceBuffer) -> EpochArrays:
+def gather_epoch(buffer: DeviceBuffer, all_gather: AllGather | None = None) -> EpochArrays:
     """Collect a buffer from every rank and merge it by sample id (a collective: call on every rank).
 
     Args:
         buffer: this rank's buffer for the split.
+        all_gather: the strategy's collective (``trainer.strategy.all_gather``); None for one process.
 
     Returns:
         The merged epoch, identical on every rank.
     """
     ints, floats = buffer.packed()
-    world = _world_size()
-    if world > 1:
+    if all_gather is not None:
         size = torch.tensor([ints.shape[0]], dtype=torch.int64, device=ints.device)
-        sizes_t = [torch.empty_like(size) for _ in range(world)]
-        dist.all_gather(sizes_t, size)
-        sizes = [int(s.item()) for s in sizes_t]
-        ints = torch.cat(_gather_padded(ints, sizes))
-        floats = torch.cat(_gather_padded(floats, sizes))
+        sizes = [int(s) for s in all_gather(size).reshape(-1).cpu().tolist()]
+        ints = torch.cat(_gather_padded(ints, sizes, all_gather))
+        floats = torch.cat(_gather_padded(floats, sizes, all_gather))
     return merge_presentations(buffer.num_samples, ints.cpu().numpy(), floats.cpu().numpy())
 
 

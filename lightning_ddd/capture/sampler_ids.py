@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DistributedSampler, SequentialSampler
 
 from lightning_ddd.capture.extract import MISSING_IDS_HINT
+from lightning_ddd.lightning_compat import wrapped_sampler
 
 
 def _shuffles(sampler: Any) -> bool | None:
@@ -17,7 +18,7 @@ def _shuffles(sampler: Any) -> bool | None:
     if isinstance(sampler, DistributedSampler):
         if getattr(sampler, "shuffle", True):
             return True
-        inner = getattr(sampler.dataset, "_sampler", None)  # Lightning's DistributedSamplerWrapper
+        inner = wrapped_sampler(sampler)
         return False if inner is None else _shuffles(inner)
     return None
 

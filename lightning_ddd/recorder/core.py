@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from lightning_ddd.analysis.dynamics import DynamicsAccumulator
+from lightning_ddd import lightning_compat as compat
 from lightning_ddd.capture.buffer import DeviceBuffer
 from lightning_ddd.capture.decisions import compute_decisions, num_classes_of
 from lightning_ddd.capture.extract import (
@@ -231,9 +232,7 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
         return str(getattr(fn, "value", fn))
 
     def _val_loaders(self, trainer: Any) -> list[Any]:
-        loop = trainer.validate_loop if self._fn(trainer) == "validate" else trainer.fit_loop.epoch_loop.val_loop
-        combined = loop._combined_loader
-        loaders = combined.iterables if combined is not None else trainer.val_dataloaders
+        loaders = compat.validation_loaders(trainer, self._fn(trainer) == "validate")
         if loaders is None:
             return []
         if isinstance(loaders, dict):
@@ -270,17 +269,19 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
     def _row_position(self, trainer: Any) -> tuple[float, RowFlag]:
         if trainer.sanity_checking or self._fn(trainer) == "validate":
             return 0.0, RowFlag.BEFORE_TRAINING
-        epoch_loop = trainer.fit_loop.epoch_loop
-        if epoch_loop.batch_progress.is_last_batch:
+        last, batch_idx = compat.training_position(trainer)
+        if last:
             return float(trainer.current_epoch + 1), RowFlag.NONE
         total = trainer.num_training_batches
-        done = epoch_loop.batch_idx + 1
+        done = batch_idx + 1
         frac = done / total if isinstance(total, (int, float)) and 0 < total < float("inf") else 0.0
         return float(trainer.current_epoch + frac), RowFlag.MID_EPOCH
 
     # ------------------------------------------------------------------ hooks (called by the subclasses)
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        """Register the forward hook on the LightningModule or the named submodule."""
+        """Check the Lightning internals the recorder needs; register the forward hook on the LightningModule
+        or the named submodule."""
+        compat.check_trainer(trainer)
         if self._hook is not None:
             return
         target = pl_module
@@ -415,7 +416,7 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
             classes = self._num_classes_all_ranks(trainer, self._num_classes.get(i, 0))
             if classes == 0:
                 continue  # no rank saw a batch of this dataloader (limit_val_batches=0)
-            arrays = gather_epoch(buf)
+            arrays = gather_epoch(buf, compat.all_gather(trainer))
             row_flags = self._check_epoch(arrays, split, buf.num_samples, classes) | flags
             row = Row(
                 split=split, global_step=int(trainer.global_step), epoch=epoch, flags=row_flags,

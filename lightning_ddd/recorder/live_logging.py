@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from lightning_ddd import lightning_compat as compat
 from lightning_ddd.analysis.dynamics import DynamicsAccumulator
 from lightning_ddd.analysis.loading import default_burn_in
 from lightning_ddd.capture.gather import EpochArrays
@@ -79,7 +80,7 @@ class LiveLogging:
                 self._media.log_store(logger, self._store_path, self._resolved_run_name or "run")
             except Exception as err:  # noqa: BLE001
                 self._pl.utilities.rank_zero_warn(f"DecisionRecorder: could not log the store to W&B: {err!r}")
-        if _in_multiprocessing_child(trainer):
+        if compat.is_spawned_ddp_child(trainer):
             # a spawned or forked DDP child exits with os._exit: an unfinished offline run would stay empty
             logger.experiment.finish()
 
@@ -104,8 +105,3 @@ class LiveLogging:
         return {f"{self.log_prefix}/{split}/{k}": v for k, v in values.items()}
 
 
-def _in_multiprocessing_child(trainer: Any) -> bool:
-    import multiprocessing
-
-    launcher = getattr(trainer.strategy, "launcher", None)
-    return type(launcher).__name__ == "_MultiProcessingLauncher" and multiprocessing.parent_process() is not None

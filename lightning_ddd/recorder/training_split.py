@@ -10,6 +10,7 @@ import torch
 from lightning_ddd.analysis.dynamics import DynamicsAccumulator
 from lightning_ddd.capture.buffer import DeviceBuffer
 from lightning_ddd.capture.decisions import compute_decisions, num_classes_of
+from lightning_ddd import lightning_compat as compat
 from lightning_ddd.capture.gather import gather_epoch
 from lightning_ddd.capture.sampler_ids import SamplerIds
 from lightning_ddd.store.format import RowFlag
@@ -72,7 +73,7 @@ class TrainingSplitHooks:
         classes = self._num_classes_all_ranks(trainer, self._train_classes)
         if classes == 0:
             return
-        arrays = gather_epoch(buf)
+        arrays = gather_epoch(buf, compat.all_gather(trainer))
         flags = self._check_epoch(arrays, self.train_split, buf.num_samples, classes, repeats_differ=True)
         flags |= RowFlag.TRAIN_PRESENTATIONS
         row = Row(
