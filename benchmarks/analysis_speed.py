@@ -109,7 +109,8 @@ def streaming(n: int, rows: int) -> None:
             results[mode] = r if best is None or r["seconds"] < best["seconds"] else best
     ratio = results["analyse"]["seconds"] / results["read"]["seconds"]
     print(f"3. one run's dynamics streamed from a store of {n} samples x {rows} rows ({size:.0f} MB, written in "
-          f"{write:.0f} s): read only {results['read']['seconds']:.1f} s, dynamics {results['analyse']['seconds']:.1f} s "
+          f"{write:.0f} s): read only {results['read']['seconds']:.1f} s, "
+          f"dynamics {results['analyse']['seconds']:.1f} s "
           f"= {ratio:.2f}x the read (target <= 3x); peak memory {results['analyse']['peak_mb']:.0f} MB "
           f"(target < 2048 MB)")
 

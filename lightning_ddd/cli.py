@@ -100,7 +100,7 @@ def _read_conditions(path_text: str) -> tuple[dict[str, str], float | None]:
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise UserError(f"conditions file {path_text!r} is not valid JSON ({err}); it must be a JSON object "
                         "run name -> condition.") from None
-    if isinstance(value, dict) and isinstance(value.get("conditions"), dict):  # {"conditions": {...}, "comparison_epoch": E}
+    if isinstance(value, dict) and isinstance(value.get("conditions"), dict):  # with a comparison epoch
         epoch = value.get("comparison_epoch")
         if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, (int, float)) or epoch < 0):
             raise UserError(f"conditions file {path_text!r}: 'comparison_epoch' must be a number >= 0, got {epoch!r}.")
@@ -161,7 +161,8 @@ def cmd_report(a: argparse.Namespace) -> int:
         if d:
             f = d["fractions"]
             print(f"{summary['n_runs']} runs: trivial {100 * f['trivial']:.1f} %, in-between "
-                  f"{100 * f['in_between']:.1f} %, impossible {100 * f['impossible']:.1f} % (t = {summary['tolerance']})")
+                  f"{100 * f['in_between']:.1f} %, impossible {100 * f['impossible']:.1f} % "
+                  f"(t = {summary['tolerance']})")
     return 0
 
 
@@ -169,6 +170,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 def cmd_export(a: argparse.Namespace) -> int:
     from lightning_ddd.analysis import (
         count_correct,
+        find_stores,
         load_runs,
         load_trajectory,
         runs_at_row,
@@ -176,10 +178,8 @@ def cmd_export(a: argparse.Namespace) -> int:
         summarize_dynamics,
         upto_row,
     )
-    from lightning_ddd.report.table import per_sample_table, write_table
-
-    from lightning_ddd.analysis import find_stores
     from lightning_ddd.outputs import atomic_file, check_file_output, check_not_input, made_by_export
+    from lightning_ddd.report.table import per_sample_table, write_table
 
     _check_ranges(a)
     say = _progress(a.quiet or a.json)
@@ -219,7 +219,6 @@ def cmd_export(a: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- demo
 def cmd_demo(a: argparse.Namespace) -> int:
     from lightning_ddd.demo.experiment import run_demo
-
     from lightning_ddd.outputs import check_folder_output
 
     _check_ranges(a)

@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.slurm:
         tail = " ".join(shlex.quote(x) for x in ["--", *extra]) if extra else ""
         command = f"python {shlex.quote(str(HERE / 'run_grid.py'))} {shlex.quote(a.config)} --out " \
-                  f"{shlex.quote(str(out))} --repeats {a.repeats} --nondeterministic {a.nondeterministic} --run $RUN {tail}".strip()
+                  f"{shlex.quote(str(out))} --repeats {a.repeats} --nondeterministic {a.nondeterministic} " \
+                  f"--run $RUN {tail}".strip()
         path = write_slurm_array(grid, a.slurm, command, nodes=a.nodes, gpus_per_node=a.gpus_per_node, time=a.time,
                                  partition=a.partition)
         print(f"wrote {path}: sbatch {path}")

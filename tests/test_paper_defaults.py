@@ -17,7 +17,7 @@ from lightning_ddd import DecisionRecorder, DecisionStore, validate_before_fit
 from lightning_ddd.analysis import load_trajectory, summarize_dynamics
 from lightning_ddd.cli import main
 from lightning_ddd.demo.models import DigitsClassifier
-from lightning_ddd.grid import check_grid, paper_grid, RunSpec
+from lightning_ddd.grid import RunSpec, check_grid, paper_grid
 
 E = 4  # every run records epochs 0..4; the base goes on to epoch 8
 

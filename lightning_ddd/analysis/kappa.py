@@ -132,5 +132,5 @@ def consistency_matrix(correct: np.ndarray, *, evaluated: np.ndarray | None = No
         n11 = cv @ cv.T
         n_a = cv @ vf.T
         n_b = n_a.T
-        n = vf @ vf.T
+        n = np.asarray(vf @ vf.T, dtype=np.float64)
     return stats_from_counts(np.rint(n11), np.rint(n_a), np.rint(n_b), np.rint(n))

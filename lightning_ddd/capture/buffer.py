@@ -1,7 +1,8 @@
 """The epoch buffer: per-sample values kept on the device until the epoch ends.
 
 Each batch appends three small packed tensors (ids, prediction, target; correct, finite, target-ok bits;
-loss and margin) to lists, one ``torch.stack`` each: no scatter, no read-back, no Python loop over samples, so the per-batch
+loss and margin) to lists, one ``torch.stack`` each: no scatter, no read-back, no Python loop over samples, so the
+per-batch
 path never synchronises with the host. The epoch holds one entry per presentation (N for a validation
 epoch, a few more under DDP padding), never N x classes. Ids are checked, duplicates resolved (the last
 presentation is kept) and conflicts detected once, at epoch end, after the single transfer.

@@ -108,6 +108,7 @@ def merge_presentations(n: int, ints: np.ndarray, floats: np.ndarray) -> EpochAr
     return EpochArrays(
         evaluated=evaluated, correct=(flags & FLAG_CORRECT) > 0, pred=pred, targets=targets, loss=loss,
         margin=margin, presentations=presentations, conflict_ids=np.flatnonzero(conflict),
-        nonfinite_ids=np.flatnonzero(any_flag & FLAG_NONFINITE), bad_target_ids=np.flatnonzero(any_flag & FLAG_BAD_TARGET),
+        nonfinite_ids=np.flatnonzero(any_flag & FLAG_NONFINITE),
+        bad_target_ids=np.flatnonzero(any_flag & FLAG_BAD_TARGET),
         bad_ids=bad_ids,
     )

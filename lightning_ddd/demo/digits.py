@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
-
 
 NOISE_SEED = 123
 
@@ -25,7 +23,11 @@ def load_digits_arrays(seed: int = 0, val_fraction: float = 0.45, pixel_noise: f
     Returns:
         ``x_train, y_train, x_val, y_val`` with images as float32 (n, 1, 8, 8) scaled to [0, 1].
     """
-    from sklearn.datasets import load_digits
+    try:
+        from sklearn.datasets import load_digits
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("The demo's data are scikit-learn's bundled digits: pip install "
+                                  "'lightning-ddd[demo]'.") from None
 
     data = load_digits()
     x = (data.images.astype(np.float32) / 16.0)[:, None]

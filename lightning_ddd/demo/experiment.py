@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
 from lightning_ddd.grid import GridRunner, RunSpec, conditions_of, paper_grid
 
 DEMO_BASE: dict[str, Any] = {"arch": "mlp", "width": 16, "lr": 0.02, "optimizer": "sgd", "batch_size": 32,
@@ -58,7 +57,7 @@ def train_run(spec: RunSpec, ckpt_path: str | None, paths: dict[str, Path], *, b
     from lightning_ddd.recorder.lightning import DecisionRecorder
 
     cfg = spec.config(base)
-    pl.seed_everything(seed, verbose=False)
+    pl.seed_everything(seed)  # its info message is silenced by _quiet_lightning
     model = DigitsClassifier(arch=cfg["arch"], lr=cfg["lr"], optimizer=cfg["optimizer"], width=cfg["width"],
                              init_seed=cfg["init_seed"] + 1000 * seed, milestones=cfg["milestones"])
     data = DigitsDataModule(batch_size=cfg["batch_size"], order_seed=cfg["order_seed"] + 1000 * seed,

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lightning_ddd.analysis.dynamics import DynamicsAccumulator
 from lightning_ddd import lightning_compat as compat
+from lightning_ddd.analysis.dynamics import DynamicsAccumulator
 from lightning_ddd.capture.buffer import DeviceBuffer
 from lightning_ddd.capture.decisions import compute_decisions, num_classes_of
 from lightning_ddd.capture.extract import (

@@ -8,7 +8,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-
 from lightning_ddd.analysis.dynamics import DynamicsAccumulator
 from lightning_ddd.analysis.loading import default_burn_in
 from lightning_ddd.recorder.naming import default_run_name, run_metadata, safe_name

@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from lightning_ddd import lightning_compat as compat
 from lightning_ddd.analysis.dynamics import DynamicsAccumulator
 from lightning_ddd.capture.buffer import DeviceBuffer
 from lightning_ddd.capture.decisions import compute_decisions, num_classes_of
-from lightning_ddd import lightning_compat as compat
 from lightning_ddd.capture.gather import gather_epoch
 from lightning_ddd.capture.sampler_ids import SamplerIds
 from lightning_ddd.store.format import RowFlag

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
+from typing import Any
+
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
@@ -36,7 +38,7 @@ def even_subsample(n: int, limit: int) -> np.ndarray:
 
 
 def plot_decision_raster(correct: np.ndarray, evaluated: np.ndarray, epochs: np.ndarray, order: np.ndarray, *,
-                         title: str = "Decisions per sample and epoch", ax=None):  # noqa: ANN001, ANN201
+                         title: str = "Decisions per sample and epoch", ax: Any = None) -> tuple[Any, Any]:
     """Samples x rows raster (paper Figure 4): blue correct, red wrong, white missing; rows sorted by ``order``."""
     fig, ax = _axes(ax, (7.5, 4.8))
     pick = order[even_subsample(len(order), MAX_RASTER_SAMPLES)]
@@ -57,7 +59,7 @@ def plot_decision_raster(correct: np.ndarray, evaluated: np.ndarray, epochs: np.
 
 
 def plot_category_fractions(epochs: np.ndarray, always: np.ndarray, never: np.ndarray, flip: np.ndarray, *,
-                            title: str = "Categories so far", ax=None):  # noqa: ANN001, ANN201
+                            title: str = "Categories so far", ax: Any = None) -> tuple[Any, Any]:
     """Fractions always learned / never learned / flip-flopping up to each row."""
     fig, ax = _axes(ax)
     for vals, cat, label in ((always, Category.ALWAYS_LEARNED, "always learned"),
@@ -73,7 +75,7 @@ def plot_category_fractions(epochs: np.ndarray, always: np.ndarray, never: np.nd
 
 
 def plot_learned_forgotten(epochs: np.ndarray, learned: np.ndarray, forgotten: np.ndarray, *,
-                           title: str = "Learned and forgotten per epoch", ax=None):  # noqa: ANN001, ANN201
+                           title: str = "Learned and forgotten per epoch", ax: Any = None) -> tuple[Any, Any]:
     """Samples learned (wrong -> correct) and forgotten (correct -> wrong) since the previous row."""
     fig, ax = _axes(ax)
     x = np.arange(len(epochs))[1:]
@@ -90,7 +92,7 @@ def plot_learned_forgotten(epochs: np.ndarray, learned: np.ndarray, forgotten: n
 
 
 def plot_k_histogram(observed: np.ndarray, binomial: np.ndarray, n_runs: int, mean_accuracy: float, *,
-                     title: str | None = None, ax=None):  # noqa: ANN001, ANN201
+                     title: str | None = None, ax: Any = None) -> tuple[Any, Any]:
     """Histogram of k (runs correct per sample) against the analytic binomial reference (paper Figure 2)."""
     fig, ax = _axes(ax)
     k = np.arange(n_runs + 1)
@@ -106,7 +108,7 @@ def plot_k_histogram(observed: np.ndarray, binomial: np.ndarray, n_runs: int, me
 def plot_kappa_heatmaps(kappa_all: np.ndarray, kappa_mid: np.ndarray, names: Sequence[str], *,
                         ci_all: tuple[np.ndarray, np.ndarray] | None = None,
                         ci_mid: tuple[np.ndarray, np.ndarray] | None = None,
-                        title: str = "Error consistency"):  # noqa: ANN201
+                        title: str = "Error consistency") -> tuple[Any, Any]:
     """Two kappa heat maps on one colour scale: all samples, and in-between samples only (paper Figure 5)."""
     m = len(names)
     side = min(4 + 0.25 * m, 8)  # fonts stay legible at any number of runs: ticks thin out instead
@@ -139,7 +141,7 @@ def plot_kappa_heatmaps(kappa_all: np.ndarray, kappa_mid: np.ndarray, names: Seq
 
 def plot_kappa_to_base(epochs: np.ndarray, kappa: np.ndarray, names: Sequence[str], base: str, *,
                        ci_last: tuple[np.ndarray, np.ndarray] | None = None, plus_epochs: list[dict] | None = None,
-                       ax=None):  # noqa: ANN001, ANN201
+                       ax: Any = None) -> tuple[Any, Any]:
     """Kappa of each run with the base run per epoch (paper Figure 3), intervals at the last epoch; with
     ``plus_epochs`` also the base with itself n epochs later, drawn at the comparison epoch + n."""
     fig, ax = _axes(ax, (7, 4.5))
@@ -169,7 +171,7 @@ def plot_kappa_to_base(epochs: np.ndarray, kappa: np.ndarray, names: Sequence[st
 
 
 def plot_data_map(confidence: np.ndarray, variability: np.ndarray, category: np.ndarray, *,
-                  title: str = "Data map", ax=None):  # noqa: ANN001, ANN201
+                  title: str = "Data map", ax: Any = None) -> tuple[Any, Any]:
     """Confidence against variability (Swayamdipta et al. 2020), coloured by category."""
     fig, ax = _axes(ax, (6, 5))
     ok = np.flatnonzero(np.isfinite(confidence) & np.isfinite(variability))
@@ -188,7 +190,7 @@ def plot_data_map(confidence: np.ndarray, variability: np.ndarray, category: np.
 
 
 def plot_first_learned(first_epoch: np.ndarray, *, title: str = "When samples are first learned",
-                       ax=None):  # noqa: ANN001, ANN201
+                       ax: Any = None) -> tuple[Any, Any]:
     """Histogram of first-learned epochs; never-learned samples counted separately in the title."""
     fig, ax = _axes(ax)
     learned = first_epoch[np.isfinite(first_epoch)]

@@ -8,7 +8,8 @@ from typing import Any
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}
 th{background:#f4f4f4}figure{margin:1.5em 0}figcaption{font-size:.85em;color:#555}img{max-width:100%}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em 1em}
 """
@@ -58,8 +59,9 @@ def render_html(s: dict[str, Any]) -> str:
                               d["fractions"]["impossible"]]]))
         b = s["binomial"]
         parts.append(f"<p>Mean accuracy {_fmt(b['mean_accuracy'])}. Independent runs of equal difficulty "
-                     f"(binomial reference) would put {_fmt(b['binomial'][-1])} of samples in &lsquo;all correct&rsquo; "
-                     f"and {_fmt(b['binomial'][0])} in &lsquo;all wrong&rsquo;; observed: {_fmt(b['observed'][-1])} and "
+                     f"(binomial reference) would put {_fmt(b['binomial'][-1])} of samples in "
+                     f"&lsquo;all correct&rsquo; and {_fmt(b['binomial'][0])} in &lsquo;all wrong&rsquo;; observed: "
+                     f"{_fmt(b['observed'][-1])} and "
                      f"{_fmt(b['observed'][0])}. Total variation distance from the binomial: "
                      f"{_fmt(b['total_variation'])}.</p>")
     if "label_errors" in s:

@@ -189,7 +189,7 @@ class StoreWriter:
 
     @staticmethod
     def _resize(group: h5py.Group, n_rows: int) -> None:
-        for name, ds in group.items():
+        for ds in group.values():
             if isinstance(ds, h5py.Dataset) and ds.maxshape and ds.maxshape[0] is None:
                 ds.resize(n_rows, axis=0)
 
@@ -444,13 +444,15 @@ class StoreWriter:
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{row.global_step:015d}-{time.time_ns()}-{row.split}.npz"
         tmp = folder / (name + ".tmp")
-        arrays = {k: v for k, v in row.sample_fields().items()}
+        arrays: dict[str, Any] = {k: v for k, v in row.sample_fields().items()}
         arrays["targets"] = row.targets
-        meta = {"split": row.split, "global_step": row.global_step, "epoch": row.epoch,
-                "flags": int(row.flags), "num_classes": row.num_classes, "wall_time": row.wall_time}
+        arrays["__meta__"] = np.frombuffer(json.dumps({"split": row.split, "global_step": row.global_step,
+                                                       "epoch": row.epoch, "flags": int(row.flags),
+                                                       "num_classes": row.num_classes,
+                                                       "wall_time": row.wall_time}).encode(), dtype=np.uint8)
         try:
             with open(tmp, "wb") as fh:
-                np.savez(fh, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+                np.savez(fh, **arrays)
                 fh.flush()
                 os.fsync(fh.fileno())
         except BaseException:

@@ -1,0 +1,57 @@
+"""Packaging: the floors in pyproject.toml are exactly what the CI floor leg installs; docstring examples run."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOT_PINNED = {"torch", "torchvision", "mypy", "ruff"}  # torch: the local build; its floor: compat_matrix
+
+
+def _requirements() -> dict[str, str]:
+    """name -> floor of every requirement in pyproject.toml (dependencies and extras)."""
+    text = (ROOT / "pyproject.toml").read_text()
+    text = text[text.index("[project]"): text.index("[project.scripts]")]  # not the build requirements
+    out = {}
+    for name, floor in re.findall(r'"([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?>=([0-9][^",;]*)"', text):
+        out[name.lower()] = floor
+    return out
+
+
+def _floors() -> dict[str, str]:
+    out = {}
+    for line in (ROOT / ".ci" / "floors.txt").read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?==(\S+)", line.strip())
+        if m:
+            out[m.group(1).lower()] = m.group(2)
+    return out
+
+
+def test_floors_in_pyproject_are_what_ci_installs():
+    req, floors = _requirements(), _floors()
+    assert {"lightning", "pytorch-lightning", "torch", "numpy", "h5py", "matplotlib"} <= set(req)
+    for name, floor in req.items():
+        if name in NOT_PINNED:
+            continue
+        assert name in floors, f"{name} has floor {floor} in pyproject.toml but is not pinned in .ci/floors.txt"
+        assert floors[name] == floor, f"{name}: pyproject floor {floor}, CI installs {floors[name]}"
+    assert set(floors) <= set(req), f"pinned but not required: {set(floors) - set(req)}"
+
+
+def test_python_floor_and_no_upper_pins():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'requires-python = ">=3.10"' in text
+    deps = re.findall(r'^\s*"([^"]+)",?$', text, flags=re.M)
+    assert not [d for d in deps if "<" in d], "upper pins need a known break"
+
+
+@pytest.mark.parametrize("module", ["lightning_ddd.analysis.kappa", "lightning_ddd.analysis.difficulty"])
+def test_docstring_examples_run(module):
+    mod = importlib.import_module(module)
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
