@@ -92,12 +92,18 @@ def test_shuffled_loader_without_ids_names_with_index(tmp_path):
         fit(tmp_path, DigitsClassifier(), DecisionRecorder(tmp_path, run_name="r"), train=train, val=val)
 
 
-def test_bad_third_element_is_a_clear_error(tmp_path):
+def test_a_third_element_that_is_not_an_id_is_not_taken_for_one(tmp_path):
     x, y = val_tensors()
     train, _ = digits_loaders()
-    val = DataLoader(TensorDataset(x, y, torch.rand(len(y))), batch_size=100)
-    with pytest.raises(ValueError, match="integer tensor of shape"):
-        fit(tmp_path, DigitsClassifier(), DecisionRecorder(tmp_path, run_name="r"), train=train, val=val)
+    val = DataLoader(TensorDataset(x, y, torch.rand(len(y))), batch_size=100)  # sample weights, not ids
+    rec, ref = DecisionRecorder(tmp_path, run_name="r"), ReferenceEval(x, y)
+    fit(tmp_path, DigitsClassifier(), rec, ref, train=train, val=val)
+    assert_store_matches(tmp_path / "r.h5", ref)  # ids from the sequential sampler, provably right
+    shuffled = DataLoader(TensorDataset(x, y, torch.rand(len(y))), batch_size=100, shuffle=True)
+    with pytest.raises(ValueError, match="WithIndex"):
+        fit(tmp_path / "b", DigitsClassifier(), DecisionRecorder(tmp_path / "b", run_name="r"), train=train,
+            val=shuffled)
+    assert not (tmp_path / "b" / "r.h5").exists() or DecisionStore(tmp_path / "b" / "r.h5").info("val").num_rows == 0
 
 
 def test_bf16_mixed_is_upcast(tmp_path):

@@ -56,8 +56,8 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path):
 def test_state_key_never_contains_the_path():
     from lightning_ddd import DecisionRecorder
 
-    a = DecisionRecorder("/some/where", run_name="x")
-    b = DecisionRecorder("/else/where", run_name="x")
+    a = DecisionRecorder("/some/where/ddd", run_name="x")
+    b = DecisionRecorder("/else/where/ddd", run_name="x")
     assert a.state_key == b.state_key and "where" not in a.state_key
 
 

@@ -17,6 +17,7 @@ from lightning_ddd.capture.decisions import Decisions
 FLAG_CORRECT = 1
 FLAG_NONFINITE = 2
 FLAG_BAD_TARGET = 4
+FLAG_NOT_PROB = 8
 
 
 class DeviceBuffer:
@@ -52,14 +53,18 @@ class DeviceBuffer:
         self.ints.append(torch.stack([
             ids.reshape(-1).to(dev, torch.int64, non_blocking=True), decisions.pred,
             targets.reshape(-1).to(dev, torch.int64, non_blocking=True)], dim=1))
-        self.bits.append(torch.stack([decisions.correct, decisions.finite, decisions.target_ok], dim=1))
-        self.floats.append(torch.stack([decisions.loss, decisions.margin], dim=1))
+        self.bits.append(torch.stack([decisions.correct, decisions.finite, decisions.target_ok,
+                                      decisions.prob_like], dim=1))
+        self.floats.append(torch.stack([decisions.loss, decisions.margin, decisions.out_target,
+                                        decisions.out_other], dim=1))
 
     def packed(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The epoch as two tensors: (K, 4) int64 [id, pred, target, flags] and (K, 2) float32 [loss, margin]."""
+        """The epoch as two tensors: (K, 4) int64 [id, pred, target, flags] and (K, 4) float32 [loss, margin,
+        target output, largest other output]."""
         if not self.ints:
             return (torch.zeros((0, 4), dtype=torch.int64, device=self.device),
-                    torch.zeros((0, 2), dtype=torch.float32, device=self.device))
+                    torch.zeros((0, 4), dtype=torch.float32, device=self.device))
         bits = torch.cat(self.bits).long()
-        flags = bits[:, 0] * FLAG_CORRECT + (1 - bits[:, 1]) * FLAG_NONFINITE + (1 - bits[:, 2]) * FLAG_BAD_TARGET
+        flags = (bits[:, 0] * FLAG_CORRECT + (1 - bits[:, 1]) * FLAG_NONFINITE + (1 - bits[:, 2]) * FLAG_BAD_TARGET
+                 + (1 - bits[:, 3]) * FLAG_NOT_PROB)
         return torch.cat([torch.cat(self.ints), flags[:, None]], dim=1), torch.cat(self.floats).float()

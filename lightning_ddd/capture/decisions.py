@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -19,6 +20,10 @@ class Decisions:
         margin: float32 target logit minus the largest other logit (binary: +logit for class 1, -logit for 0).
         finite: bool, all logits of the sample are finite.
         target_ok: bool, the target lies in [0, num_classes).
+        out_target: float32 raw output of the target class (binary: the raw output itself).
+        out_other: float32 largest raw output of another class (binary: 0).
+        prob_like: bool, the sample's outputs could be probabilities (all in [0, 1]; rows of a multi-class
+            output also sum to 1): the epoch is read as probabilities when every sample's are.
     """
 
     correct: torch.Tensor
@@ -27,6 +32,9 @@ class Decisions:
     margin: torch.Tensor
     finite: torch.Tensor
     target_ok: torch.Tensor
+    out_target: torch.Tensor
+    out_other: torch.Tensor
+    prob_like: torch.Tensor
 
 
 def num_classes_of(logits: torch.Tensor) -> int:
@@ -74,6 +82,8 @@ def compute_decisions(logits: torch.Tensor, targets: torch.Tensor) -> Decisions:
         loss = F.softplus(-margin)  # binary cross-entropy with logits
         finite = torch.isfinite(z)
         hit = pred == t
+        out_target, out_other = z, torch.zeros_like(z)
+        prob_like = (z >= 0) & (z <= 1)
     else:
         pred = z.argmax(dim=1)
         target_logit = z.gather(1, t[:, None]).squeeze(1)
@@ -81,6 +91,42 @@ def compute_decisions(logits: torch.Tensor, targets: torch.Tensor) -> Decisions:
         finite = torch.isfinite(loss)
         top2 = z.topk(2, dim=1).values
         hit = pred == t
-        margin = target_logit - torch.where(hit, top2[:, 1], top2[:, 0])  # minus the largest other logit
+        out_other = torch.where(hit, top2[:, 1], top2[:, 0])
+        margin = target_logit - out_other  # minus the largest other logit
+        out_target = target_logit
+        prob_like = (top2[:, 0] <= 1) & (z.amin(dim=1) >= 0) & ((z.sum(dim=1) - 1).abs() <= 1e-3)
     correct = hit & finite & target_ok
-    return Decisions(correct=correct, pred=pred, loss=loss, margin=margin, finite=finite, target_ok=target_ok)
+    return Decisions(correct=correct, pred=pred, loss=loss, margin=margin, finite=finite, target_ok=target_ok,
+                     out_target=out_target, out_other=out_other, prob_like=prob_like)
+
+
+def decisions_from_probabilities(out_target: np.ndarray, out_other: np.ndarray, targets: np.ndarray,
+                                 num_classes: int) -> dict[str, np.ndarray]:
+    """Re-read one epoch whose outputs were probabilities (rows of a softmax; a sigmoid for binary outputs).
+
+    The model's decision is the argmax (the same as for logits) or, for a binary output, ``p > 0.5`` (not
+    ``> 0``); loss is ``-log p(target)`` and margin ``log p(target) - log p(largest other)`` (the logit
+    margin of the same model), so that every recorded field means what it means for logits.
+
+    Args:
+        out_target: (N,) raw output of the target class (binary: the output, p(class 1)).
+        out_other: (N,) largest raw output of another class (unused for binary).
+        targets: (N,) targets (-1 where not evaluated).
+        num_classes: classes of the output (2 for binary).
+
+    Returns:
+        ``pred`` (binary only; None otherwise), ``loss``, ``margin`` as numpy arrays.
+    """
+    tiny = np.float32(1e-38)
+    p = np.asarray(out_target, np.float64)
+    if num_classes == 2 and not np.any(out_other):
+        pred = (p > 0.5).astype(np.int64)
+        p_target = np.where(targets == 1, p, 1 - p)
+        p_other = 1 - p_target
+    else:
+        pred = None
+        p_target, p_other = p, np.asarray(out_other, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loss = -np.log(np.maximum(p_target, tiny))
+        margin = np.log(np.maximum(p_target, tiny)) - np.log(np.maximum(p_other, tiny))
+    return {"pred": pred, "loss": loss.astype(np.float32), "margin": margin.astype(np.float32)}

@@ -16,6 +16,10 @@ MISSING_IDS_HINT = (
     "Wrap the dataset in lightning_ddd.WithIndex(dataset) so each batch carries its sample ids, or use a "
     "non-shuffling validation loader."
 )
+ITERABLE_IDS_HINT = (
+    "An IterableDataset has no sampler to tell ids from: yield each sample's id with it (a dict key 'index', "
+    "'idx' or 'id', or a third tuple element), and give the dataset a __len__ (the number of samples)."
+)
 
 
 @dataclasses.dataclass
@@ -59,11 +63,20 @@ def find_targets(batch: Any) -> torch.Tensor | None:
     return None
 
 
-def find_ids(batch: Any) -> torch.Tensor | None:
-    """Return the sample ids of a batch (``index``/``idx``/``id`` key or third tuple element), else None.
+def find_ids(batch: Any, *, with_index: bool = False) -> torch.Tensor | None:
+    """Return the sample ids of a batch, else None.
+
+    Args:
+        batch: the batch.
+        with_index: the dataset is wrapped in :class:`~lightning_ddd.WithIndex`: the id is its ``index`` key or
+            the last tuple element, whatever the other elements are.
+
+    Sources: an ``index``/``idx``/``id`` key; with ``with_index`` the last tuple element; otherwise a third
+    tuple element only when it is an integer tensor of shape (B,) (a float or boolean third element, such as
+    sample weights or a mask, is not taken for ids).
 
     Raises:
-        ValueError: a third tuple element exists but is not an integer tensor of shape (B,).
+        ValueError: an id key, or the element ``WithIndex`` adds, is not an integer tensor of shape (B,).
     """
     if isinstance(batch, Mapping):
         for key in ID_KEYS:
@@ -71,8 +84,35 @@ def find_ids(batch: Any) -> torch.Tensor | None:
                 return _check_ids(batch[key], _batch_size(batch), f"batch[{key!r}]")
         return None
     if isinstance(batch, Sequence) and not isinstance(batch, str) and len(batch) >= 3:
-        return _check_ids(batch[2], _batch_size(batch[0]), "the third element of the batch")
+        if with_index:
+            return _check_ids(batch[-1], _batch_size(batch[0]), "the element WithIndex added to the batch")
+        third = batch[2]
+        if _looks_like_ids(third, _batch_size(batch[0])):
+            return third
     return None
+
+
+def _looks_like_ids(value: Any, batch_size: int | None) -> bool:
+    return (isinstance(value, torch.Tensor) and not value.is_floating_point() and not value.is_complex()
+            and value.dtype != torch.bool and value.ndim == 1 and (batch_size is None or value.shape[0] == batch_size))
+
+
+def class_targets(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Class-index targets: (B,) or (B, 1) as they are; one-hot or soft (B, C) targets by their argmax.
+
+    Raises:
+        ValueError: any other shape.
+    """
+    if targets.ndim == 2 and targets.shape[1] == num_classes and num_classes > 1:
+        return targets.argmax(dim=1)
+    if targets.ndim == 1 or (targets.ndim == 2 and targets.shape[1] == 1):
+        if targets.is_floating_point():
+            return targets.reshape(-1).round().long()
+        return targets.reshape(-1)
+    raise ValueError(
+        f"Targets of shape {tuple(targets.shape)} fit neither class indices (B,) nor one-hot / soft targets "
+        f"(B, {num_classes}). Override DecisionRecorder.extract_batch to return class indices."
+    )
 
 
 def _check_ids(ids: Any, batch_size: int | None, where: str) -> torch.Tensor:
@@ -105,6 +145,21 @@ def logits_from_output(output: Any, batch_size: int | None) -> torch.Tensor | No
         if batch_size is None or output.shape[0] == batch_size:
             return output
     return None
+
+
+def logits_from_forward(output: Any, batch_size: int | None) -> torch.Tensor | None:
+    """Return logits from what a module's ``forward`` returned: a tensor, the first element of a tuple or list
+    (``(logits, features)``), a dict with ``logits``, or an object with a ``logits`` attribute."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, Mapping):
+        return logits_from_output(output, batch_size)
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        first = output[0]
+        if first.ndim >= 1 and (batch_size is None or first.shape[0] == batch_size):
+            return first
+    value = getattr(output, "logits", None)
+    return value if isinstance(value, torch.Tensor) else None
 
 
 def batch_size_of(batch: Any) -> int | None:

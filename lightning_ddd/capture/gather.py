@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from lightning_ddd.capture.buffer import FLAG_BAD_TARGET, FLAG_CORRECT, FLAG_NONFINITE, DeviceBuffer
+from lightning_ddd.capture.buffer import FLAG_BAD_TARGET, FLAG_CORRECT, FLAG_NONFINITE, FLAG_NOT_PROB, DeviceBuffer
 
 
 @dataclasses.dataclass
@@ -27,6 +27,8 @@ class EpochArrays:
         nonfinite_ids: ids whose logits were NaN or infinite.
         bad_target_ids: ids whose target lies outside [0, num_classes).
         bad_ids: ids outside [0, N) (nothing else of them is kept).
+        out_target, out_other: the raw output of the target class and the largest other raw output.
+        prob_like: every presentation's outputs could be probabilities (see ``Decisions.prob_like``).
     """
 
     evaluated: np.ndarray
@@ -40,6 +42,9 @@ class EpochArrays:
     nonfinite_ids: np.ndarray
     bad_target_ids: np.ndarray
     bad_ids: np.ndarray
+    out_target: np.ndarray | None = None
+    out_other: np.ndarray | None = None
+    prob_like: bool = False
 
 
 AllGather = Callable[[torch.Tensor], torch.Tensor]
@@ -97,6 +102,10 @@ def merge_presentations(n: int, ints: np.ndarray, floats: np.ndarray) -> EpochAr
     loss = np.full(n, np.nan, np.float32)
     margin = np.full(n, np.nan, np.float32)
     loss[uniq], margin[uniq] = floats[last, 0], floats[last, 1]
+    out_target = np.full(n, np.nan, np.float32)
+    out_other = np.full(n, np.nan, np.float32)
+    if floats.shape[1] >= 4:
+        out_target[uniq], out_other[uniq] = floats[last, 2], floats[last, 3]
     repeated = presentations[ids] > 1
     conflict = np.zeros(n, bool)
     if repeated.any():
@@ -110,5 +119,6 @@ def merge_presentations(n: int, ints: np.ndarray, floats: np.ndarray) -> EpochAr
         margin=margin, presentations=presentations, conflict_ids=np.flatnonzero(conflict),
         nonfinite_ids=np.flatnonzero(any_flag & FLAG_NONFINITE),
         bad_target_ids=np.flatnonzero(any_flag & FLAG_BAD_TARGET),
-        bad_ids=bad_ids,
+        bad_ids=bad_ids, out_target=out_target, out_other=out_other,
+        prob_like=bool(len(ids)) and not bool(np.any(ints[:, 3] & FLAG_NOT_PROB)),
     )

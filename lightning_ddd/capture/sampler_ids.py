@@ -5,21 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.utils.data import DistributedSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DistributedSampler, SequentialSampler
 
 from lightning_ddd.capture.extract import MISSING_IDS_HINT
 from lightning_ddd.lightning_compat import wrapped_sampler
 
 
 def _shuffles(sampler: Any) -> bool | None:
-    """True if the sampler shuffles, False if it provably does not, None if unknown."""
-    if isinstance(sampler, SequentialSampler):
+    """True if the sampler shuffles, False if it provably does not, None if unknown.
+
+    Only torch's own classes count (``type(...) is``): a subclass may reorder whatever its name says.
+    """
+    if type(sampler) is SequentialSampler:
         return False
     if isinstance(sampler, DistributedSampler):
         if getattr(sampler, "shuffle", True):
             return True
-        inner = wrapped_sampler(sampler)
-        return False if inner is None else _shuffles(inner)
+        inner = wrapped_sampler(sampler)  # Lightning's DistributedSamplerWrapper around a custom sampler
+        if inner is not None:
+            return _shuffles(inner)
+        return False if type(sampler).__iter__ is DistributedSampler.__iter__ else None
     return None
 
 
@@ -49,8 +54,11 @@ class SamplerIds:
         shuffles = _shuffles(inner)
         if allow_distributed_shuffle and type(inner) is DistributedSampler:
             shuffles = False  # exact: a function of seed, epoch, rank, world size and drop_last
-        if batch_sampler is None or shuffles is not False:
+        custom_batches = batch_sampler is not None and type(batch_sampler) is not BatchSampler
+        if batch_sampler is None or shuffles is not False or custom_batches:
             why = ("it has no batch sampler" if batch_sampler is None else
+                   f"its batch sampler {type(batch_sampler).__name__} is not torch's BatchSampler, so its batches "
+                   "cannot be known without drawing them" if custom_batches else
                    "its sampler shuffles" if shuffles else f"its sampler {type(inner).__name__} may shuffle")
             raise ValueError(f"Cannot tell the sample ids of this dataloader: {why}. {MISSING_IDS_HINT}")
         batches = [list(b) for b in batch_sampler]

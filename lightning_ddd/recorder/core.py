@@ -18,13 +18,16 @@ import torch
 from lightning_ddd import lightning_compat as compat
 from lightning_ddd.analysis.dynamics import DynamicsAccumulator
 from lightning_ddd.capture.buffer import DeviceBuffer
-from lightning_ddd.capture.decisions import compute_decisions, num_classes_of
+from lightning_ddd.capture.decisions import compute_decisions, decisions_from_probabilities, num_classes_of
 from lightning_ddd.capture.extract import (
+    ITERABLE_IDS_HINT,
     MISSING_IDS_HINT,
     BatchRecord,
     batch_size_of,
+    class_targets,
     find_ids,
     find_targets,
+    logits_from_forward,
     logits_from_output,
 )
 from lightning_ddd.capture.gather import EpochArrays, gather_epoch
@@ -39,6 +42,7 @@ from lightning_ddd.store.lock import StoreLock
 from lightning_ddd.store.row import Row
 from lightning_ddd.store.validate import check_split_name
 from lightning_ddd.store.writer import StoreWriter
+from lightning_ddd.with_index import WithIndex
 
 _PRECISIONS = ("float32", "float16")
 
@@ -72,12 +76,16 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
         record_train: bool = False,
         train_split: str = "train",
         pending_timeout: float = 30.0,
+        outputs: str = "auto",
     ) -> None:
         if precision not in _PRECISIONS:
             raise ValueError(
                 f"DecisionRecorder(precision=...) must be one of {_PRECISIONS}, got {precision!r}. "
                 "Use 'float16' to halve the size of loss and margin."
             )
+        if outputs not in ("auto", "logits", "probabilities"):
+            raise ValueError(
+                f"DecisionRecorder(outputs=...) must be 'auto', 'logits' or 'probabilities', got {outputs!r}.")
         if locking not in (True, False, "best-effort"):
             raise ValueError(f"DecisionRecorder(locking=...) must be True, False or 'best-effort', got {locking!r}.")
         if splits is not None and (not isinstance(splits, (list, tuple)) or not all(isinstance(s, str) for s in splits)
@@ -113,6 +121,7 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
         self.record_train = record_train
         self.train_split = train_split
         self.pending_timeout = float(pending_timeout)
+        self.outputs = outputs
         self._media = WandbMedia(wandb_table_rows, thumbnail_unnormalize, wandb_artifact_max_mb)
         self._reset_runtime()
 
@@ -123,10 +132,18 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
         self._resolved_run_name: str | None = None
         self._run_id: str | None = None
         self._restored: dict[str, Any] = {}
+        self._checkpoint_state: dict[str, Any] | None = None
+        self._step_offset = 0
+        self._epoch_offset = 0.0
+        self._created_store = False
         self._rows: dict[str, int] = {}
         self._last_step: dict[str, int] = {}
         self._hook: Any = None
         self._captured: Any = None
+        self._last_output: Any = None
+        self._forward_calls = 0
+        self._warned_calls = False
+        self._with_index: dict[int, bool] = {}
         self._capturing = False
         self._recording = False
         self._buffers: dict[int, DeviceBuffer] = {}
@@ -139,21 +156,25 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
         self._live: dict[str, DynamicsAccumulator] = {}
         self._epochs: dict[str, list[float]] = {}
         self._media_failed = False
+        self._warned_probabilities = False
         self._table_pending: dict[str, tuple[Any, EpochArrays]] = {}
         self._media_calls: dict[str, int] = {}
         self._jobs = BackgroundJobs()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_hook", "_captured", "_buffers", "_sampler_ids", "_train_buffer", "_train_ids"):
+        for key in ("_hook", "_captured", "_last_output", "_buffers", "_sampler_ids", "_train_buffer", "_train_ids"):
             state[key] = {} if key in ("_buffers", "_sampler_ids") else None
         return state
 
     # ------------------------------------------------------------------ public properties
     @property
     def state_key(self) -> str:
-        """Key of the recorder's state in checkpoints: class name, run name and splits, never the path."""
-        return f"DecisionRecorder{{'run_name': {self.run_name!r}, 'splits': {self.splits!r}}}"
+        """Key of the recorder's state in checkpoints: class name, run name, splits and the name of the store
+        folder (its last component only, never the whole path, so a run whose folder moved still resumes).
+        Two recorders in one Trainer differ in at least one of these."""
+        return (f"DecisionRecorder{{'run_name': {self.run_name!r}, 'splits': {self.splits!r}, "
+                f"'folder': {self.dirpath.name!r}, 'train': {self.record_train!r}}}")
 
     @property
     def store_path(self) -> Path | None:
@@ -206,9 +227,17 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
         size = batch_size_of(batch)
         logits = logits_from_output(outputs, size)
         if logits is None:
-            logits = logits_from_output(captured, size) if not isinstance(captured, torch.Tensor) else captured
-            if logits is None and captured is not None and hasattr(captured, "logits"):
-                logits = captured.logits
+            logits = logits_from_forward(captured, size)
+            calls = self._forward_calls - (1 if captured is not None and self._last_output_is(outputs) else 0)
+            if calls > 1 and not self._warned_calls:
+                self._warned_calls = True
+                where = f"submodule {self.module!r}" if self.module else "the LightningModule"
+                self._pl.utilities.rank_zero_warn(
+                    f"DecisionRecorder: {where} was called {calls} times in one validation step (test-time "
+                    "augmentation, an ensemble, a model calling itself?); the first call's output is recorded. To "
+                    "record the step's own decision, return its logits from validation_step (a (B, C) tensor or "
+                    "{'logits': ...})."
+                )
         if logits is None:
             where = f"submodule {self.module!r}" if self.module else "the LightningModule"
             raise ValueError(
@@ -224,7 +253,8 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
                 "or a dict with one of 'label', 'labels', 'target', 'targets', 'y'. Override "
                 "DecisionRecorder.extract_batch for other layouts."
             )
-        return BatchRecord(logits=logits, targets=targets, ids=find_ids(batch))
+        return BatchRecord(logits=logits, targets=targets,
+                           ids=find_ids(batch, with_index=self._with_index.get(dataloader_idx, False)))
 
     # ------------------------------------------------------------------ helpers: trainer state
     def _fn(self, trainer: Any) -> str:
@@ -260,15 +290,22 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
                 return False, "the before-training row is already recorded"
             return True, ""
         if self._fn(trainer) == "validate":
-            if trainer.global_step != 0 or before:
-                return False, ("trainer.validate() after training started is not appended to the training "
-                               "trajectory")
+            if not self._validate_records(trainer) or before:
+                return False, ("trainer.validate() of trained weights is not appended to a training trajectory "
+                               "(only the untrained network's, as epoch 0)")
             return True, ""
         return True, ""
 
+    @staticmethod
+    def _validate_records(trainer: Any) -> bool:
+        """``trainer.validate()`` records only the untrained network (global step 0, no checkpoint)."""
+        return trainer.global_step == 0 and getattr(trainer, "ckpt_path", None) is None
+
     def _row_position(self, trainer: Any) -> tuple[float, RowFlag]:
-        if trainer.sanity_checking or self._fn(trainer) == "validate":
+        if trainer.sanity_checking:
             return 0.0, RowFlag.BEFORE_TRAINING
+        if self._fn(trainer) == "validate":
+            return 0.0, RowFlag.BEFORE_TRAINING | RowFlag.VALIDATE_CALL
         last, batch_idx = compat.training_position(trainer)
         if last:
             return float(trainer.current_epoch + 1), RowFlag.NONE
@@ -296,8 +333,16 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
 
     def _forward_hook(self, module: Any, args: Any, output: Any) -> None:
         # The innermost call completes first; under DDP the outer call wraps validation_step and is ignored.
-        if self._capturing and self._captured is None:
-            self._captured = output
+        if self._capturing:
+            self._forward_calls += 1
+            self._last_output = output
+            if self._captured is None:
+                self._captured = output
+
+    def _last_output_is(self, outputs: Any) -> bool:
+        """Whether the last hooked call returned the step's own output (DDP routes the step through the
+        module's forward: that outer call is not a second forward pass)."""
+        return self._forward_calls > 1 and self._last_output is outputs
 
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         """Finish queued writes, remove the hook, free buffers and release the store's claim."""
@@ -319,12 +364,19 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
             self._jobs.flush()
         except Exception as err:  # noqa: BLE001 - the original exception matters more
             warnings.warn(f"DecisionRecorder: a queued write failed too: {err!r}", stacklevel=2)
+        if trainer.is_global_zero:
+            self._discard_empty_store()
         if self._lock is not None and trainer.is_global_zero:
             self._lock.release()
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
-        """Resolve the store (after any checkpoint state was loaded)."""
+        """Apply a checkpoint's state (only ``fit`` resumes a store), resolve the store, and continue the
+        trajectory of an earlier ``fit`` by this recorder (a second Trainer or stage) after its last row."""
+        if self._checkpoint_state is not None:
+            self._apply_checkpoint_state(self._checkpoint_state)
+            self._checkpoint_state = None
         self._resolve_store(trainer, pl_module)
+        self._continue_after_earlier_rows(trainer)
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         """Warn when training starts without the before-training row (epoch 0)."""
@@ -336,9 +388,12 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
             )
 
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
-        """Resolve the store for ``trainer.validate()`` runs."""
+        """Resolve the store for a ``trainer.validate()`` that records (the untrained network); any other
+        ``validate`` leaves every store untouched, whatever checkpoint it loaded."""
         if self._fn(trainer) == "validate":
-            self._resolve_store(trainer, pl_module)
+            self._checkpoint_state = None  # never applied outside fit
+            if self._validate_records(trainer) and not any(self._rows.values()):
+                self._resolve_store(trainer, pl_module)
 
     def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         """Decide whether this validation run is recorded and prepare one buffer per dataloader."""
@@ -349,13 +404,17 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
             return
         loaders = self._val_loaders(trainer)
         device = pl_module.device
+        self._with_index.clear()
         for i, loader in enumerate(loaders):
             dataset = getattr(loader, "dataset", None)
             if dataset is None or not hasattr(dataset, "__len__"):
+                iterable = isinstance(dataset, torch.utils.data.IterableDataset)
                 raise ValueError(
-                    "DecisionRecorder needs a validation dataloader over a dataset with a length (map-style); "
-                    f"dataloader {i} has {type(dataset).__name__}."
+                    f"DecisionRecorder needs to know the number of validation samples, but dataloader {i}'s "
+                    f"{type(dataset).__name__} has no length. " + (ITERABLE_IDS_HINT if iterable else
+                                                                   "Give the dataset a __len__ (map-style).")
                 )
+            self._with_index[i] = isinstance(dataset, WithIndex)
             n = len(dataset)
             buf = self._buffers.get(i)
             if buf is None or buf.num_samples != n or buf.device != torch.device(device):
@@ -367,13 +426,16 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
             try:
                 self._sampler_ids[i] = SamplerIds(loader, self._buffers[i].device)
             except ValueError as err:  # only an error if the batches carry no ids either
-                self._sampler_ids[i] = err
+                iterable = isinstance(getattr(loader, "dataset", None), torch.utils.data.IterableDataset)
+                hint = f"DecisionRecorder: validation batches carry no sample ids. {ITERABLE_IDS_HINT}"
+                self._sampler_ids[i] = ValueError(hint) if iterable else err
         self._num_classes.clear()
 
     def on_validation_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int,
                                   dataloader_idx: int = 0) -> None:
         """Start capturing forward outputs for this batch."""
-        self._captured = None
+        self._captured = self._last_output = None
+        self._forward_calls = 0
         self._capturing = self._recording
 
     def on_validation_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int,
@@ -400,8 +462,9 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
             if isinstance(sids, Exception):
                 raise sids
             ids = sids.batch(batch_idx)
-        decisions = compute_decisions(record.logits, record.targets)
-        self._buffers[dataloader_idx].add(decisions, record.targets, ids)
+        targets = class_targets(record.targets, classes)
+        decisions = compute_decisions(record.logits, targets)
+        self._buffers[dataloader_idx].add(decisions, targets, ids)
 
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         """Gather each split (collective), check it, write it on rank 0, and log the live summaries."""
@@ -418,17 +481,43 @@ class DecisionRecorderCore(StoreSession, TrainingSplitHooks, LiveLogging):
                 continue  # no rank saw a batch of this dataloader (limit_val_batches=0)
             arrays = gather_epoch(buf, compat.all_gather(trainer))
             row_flags = self._check_epoch(arrays, split, buf.num_samples, classes) | flags
+            row_flags |= self._read_outputs(arrays, classes, split)
             row = Row(
-                split=split, global_step=int(trainer.global_step), epoch=epoch, flags=row_flags,
+                split=split, global_step=int(trainer.global_step) + self._step_offset,
+                epoch=epoch + self._epoch_offset, flags=row_flags,
                 num_classes=classes, evaluated=arrays.evaluated, correct=arrays.correct,
                 pred=arrays.pred, targets=arrays.targets,
                 loss=arrays.loss if self.record_loss else None,
                 margin=arrays.margin if self.record_margin else None,
             )
             self._write(trainer, row)
-            self._epochs.setdefault(split, []).append(epoch)
+            self._epochs.setdefault(split, []).append(row.epoch)
             self._summarise(trainer, pl_module, split, arrays, classes, row_flags)
             self._log_media(trainer, split, arrays, self._val_loaders(trainer)[i])
+
+    def _read_outputs(self, a: EpochArrays, classes: int, split: str) -> RowFlag:
+        """Read the epoch's outputs as probabilities when they are (``outputs="probabilities"``, or ``"auto"`` and
+        every sample's outputs lie in [0, 1] with softmax rows summing to 1): fix pred (binary), loss and margin
+        in place and flag the row; warn once in ``"auto"`` mode."""
+        if self.outputs == "logits" or (self.outputs == "auto" and not a.prob_like) or a.out_target is None:
+            return RowFlag.NONE
+        fixed = decisions_from_probabilities(a.out_target, a.out_other, a.targets, classes)
+        ev = a.evaluated
+        if fixed["pred"] is not None:
+            a.pred = np.where(ev, fixed["pred"], a.pred)
+            a.correct = ev & (a.pred == a.targets) & np.isfinite(a.loss)
+        a.loss = np.where(ev, fixed["loss"], a.loss).astype(np.float32)
+        a.margin = np.where(ev, fixed["margin"], a.margin).astype(np.float32)
+        if self.outputs == "auto" and not self._warned_probabilities:
+            self._warned_probabilities = True
+            self._pl.utilities.rank_zero_warn(
+                f"DecisionRecorder: the outputs of split {split!r} look like probabilities (all in [0, 1]"
+                + ("" if classes == 2 else ", rows summing to 1") + "), not logits; they are read as "
+                "probabilities: decision " + ("p > 0.5" if fixed["pred"] is not None else "argmax")
+                + ", loss -log p(target), rows flagged PROBABILITIES. Pass DecisionRecorder(outputs='logits') if "
+                "they are logits after all."
+            )
+        return RowFlag.PROBABILITIES
 
     def _num_classes_all_ranks(self, trainer: Any, local: int) -> int:
         t = torch.tensor([local], dtype=torch.int64, device=trainer.strategy.root_device)

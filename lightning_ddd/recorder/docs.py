@@ -40,6 +40,11 @@ Args:
         sense). Ids come from the batch (``WithIndex``, an ``index`` key) or, exactly, from a sequential
         sampler or the ``DistributedSampler`` Lightning injects; other shuffling loaders are refused.
     train_split: the split name of the training presentations (default ``"train"``).
+    outputs: what the model's outputs are: ``"auto"`` (default) reads an epoch whose outputs all lie in
+        [0, 1] (and whose rows sum to 1 for several classes) as probabilities, with one warning; ``"logits"``
+        or ``"probabilities"`` say so. Probabilities are recorded as the model's decision (argmax; ``p > 0.5``
+        for a single sigmoid output), loss ``-log p(target)`` and margin ``log p(target) - log p(other)``,
+        and the row carries the flag ``PROBABILITIES``.
     pending_timeout: seconds the end of a run waits for rows that could not yet be written (a reader held
         the store, the disk was full or read-only) before it warns and leaves them in ``<store>.pending/``
         for ``lightning-ddd repair``.

@@ -11,6 +11,7 @@ from typing import Any
 from lightning_ddd.analysis.dynamics import DynamicsAccumulator
 from lightning_ddd.analysis.loading import default_burn_in
 from lightning_ddd.recorder.naming import default_run_name, run_metadata, safe_name
+from lightning_ddd.store.format import RowFlag
 from lightning_ddd.store.lock import StoreLock
 from lightning_ddd.store.writer import StoreWriter
 
@@ -64,7 +65,9 @@ class StoreSession:
                     path.unlink()
                     for stale in writer.pending_files():
                         stale.unlink()
+                created = not path.exists()
                 counts = writer.open()
+                self._created_store = created
                 return self._drop_stale_rows(writer, counts)
             except BaseException:
                 lock.release()
@@ -132,6 +135,7 @@ class StoreSession:
             "run_name": self._resolved_run_name, "run_id": self._run_id,
             "store_path": str(self._store_path) if self._store_path else None,
             "rows": rows, "last_step": dict(self._last_step), "version": 1,
+            "step_offset": self._step_offset, "epoch_offset": self._epoch_offset,
         }
 
     def _finish_writes(self, timeout: float) -> None:
@@ -168,14 +172,53 @@ class StoreSession:
 
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Remember the checkpoint's run so that the store is continued, not restarted."""
-        if not state_dict.get("run_id"):
-            return
+        """Remember the checkpoint's run; only a ``fit`` that resumes from it continues (and trims) the store.
+
+        Lightning restores callback state for every entry point; ``validate``, ``test`` and ``predict`` with a
+        ``ckpt_path`` must never change what ``fit`` recorded, so the state is applied at ``on_fit_start``.
+        """
+        self._checkpoint_state = dict(state_dict) if state_dict.get("run_id") else None
+
+    def _apply_checkpoint_state(self, state_dict: dict[str, Any]) -> None:
         self._restored = {
             "run_name": state_dict.get("run_name"), "run_id": state_dict.get("run_id"),
             "store_path": state_dict.get("store_path"), "rows": dict(state_dict.get("rows", {})),
             "last_step": dict(state_dict.get("last_step", {})),
         }
         self._writer = None
+        self._step_offset, self._epoch_offset = int(state_dict.get("step_offset", 0)), float(
+            state_dict.get("epoch_offset", 0.0))
+
+    def _continue_after_earlier_rows(self, trainer: Any) -> None:
+        """A second ``fit`` of this recorder (a new Trainer, a second stage) appends after the earlier rows:
+        its steps and epochs are shifted past the last recorded ones when they would not come after them."""
+        if self._restored or not self._last_step:
+            return
+        last_step = max(self._last_step.values())
+        if int(trainer.global_step) + self._step_offset < last_step:  # a new Trainer starts again at step 0
+            self._step_offset = last_step + 1 - int(trainer.global_step)
+            self._epoch_offset = max((e[-1] for e in self._epochs.values() if e), default=0.0) - float(
+                trainer.current_epoch)
+            self._pl.utilities.rank_zero_info(
+                f"DecisionRecorder: a new fit of this recorder continues {str(self._store_path)!r} after its last "
+                f"row: steps +{self._step_offset}, epochs +{self._epoch_offset:g}.")
+
+    def _discard_empty_store(self) -> None:
+        """After a failure before any trained row was written, remove the store this run created: it holds at
+        most the untrained network's row, which the rerun records again, and it would block the rerun."""
+        writer = self._writer
+        if not self._created_store or writer is None or writer.pending_files() or sum(writer.held_rows.values()):
+            return
+        try:
+            from lightning_ddd.store.reader import DecisionStore
+
+            store = DecisionStore(writer.path)
+            trained = any(not int(f) & RowFlag.BEFORE_TRAINING for s in store.splits for f in store.rows(s)["flags"])
+            if not trained:
+                writer.path.unlink(missing_ok=True)
+                self._writer, self._created_store, self._rows = None, False, {}
+                self._live, self._epochs, self._last_step = {}, {}, {}
+        except Exception:  # noqa: BLE001 - cleanup must never mask the run's own error
+            pass
 
 

@@ -11,10 +11,12 @@ from lightning_ddd import lightning_compat as compat
 from lightning_ddd.analysis.dynamics import DynamicsAccumulator
 from lightning_ddd.capture.buffer import DeviceBuffer
 from lightning_ddd.capture.decisions import compute_decisions, num_classes_of
+from lightning_ddd.capture.extract import class_targets
 from lightning_ddd.capture.gather import gather_epoch
 from lightning_ddd.capture.sampler_ids import SamplerIds
 from lightning_ddd.store.format import RowFlag
 from lightning_ddd.store.row import Row
+from lightning_ddd.with_index import WithIndex
 
 
 class TrainingSplitHooks:
@@ -30,6 +32,7 @@ class TrainingSplitHooks:
         if dataset is None or not hasattr(dataset, "__len__"):
             raise ValueError("DecisionRecorder(record_train=True) needs a map-style training dataset with a length.")
         n = len(dataset)
+        self._with_index[-1] = isinstance(dataset, WithIndex)
         buf = self._train_buffer
         if buf is None or buf.num_samples != n or buf.device != torch.device(pl_module.device):
             self._train_buffer = DeviceBuffer(n, pl_module.device)
@@ -62,7 +65,8 @@ class TrainingSplitHooks:
             if isinstance(self._train_ids, Exception):
                 raise self._train_ids
             ids = self._train_ids.batch(batch_idx)
-        self._train_buffer.add(compute_decisions(record.logits, record.targets), record.targets, ids)
+        targets = class_targets(record.targets, classes)
+        self._train_buffer.add(compute_decisions(record.logits, targets), targets, ids)
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         """Gather the epoch's presentations and write one training-split row (a collective)."""
@@ -75,9 +79,10 @@ class TrainingSplitHooks:
             return
         arrays = gather_epoch(buf, compat.all_gather(trainer))
         flags = self._check_epoch(arrays, self.train_split, buf.num_samples, classes, repeats_differ=True)
-        flags |= RowFlag.TRAIN_PRESENTATIONS
+        flags |= RowFlag.TRAIN_PRESENTATIONS | self._read_outputs(arrays, classes, self.train_split)
         row = Row(
-            split=self.train_split, global_step=int(trainer.global_step), epoch=float(trainer.current_epoch + 1),
+            split=self.train_split, global_step=int(trainer.global_step) + self._step_offset,
+            epoch=float(trainer.current_epoch + 1) + self._epoch_offset,
             flags=flags, num_classes=classes, evaluated=arrays.evaluated, correct=arrays.correct, pred=arrays.pred,
             targets=arrays.targets, loss=arrays.loss if self.record_loss else None,
             margin=arrays.margin if self.record_margin else None,

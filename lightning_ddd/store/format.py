@@ -36,6 +36,10 @@ class RowFlag(enum.IntFlag):
             its ``epoch`` is fractional.
         TRAIN_PRESENTATIONS: a training-split row built from the presentations of one training epoch.
         NONFINITE_LOGITS: at least one sample had NaN or infinite logits (recorded as wrong).
+        PROBABILITIES: the model's outputs were probabilities (softmax rows, or a sigmoid for a binary output),
+            read as such: decision argmax (binary: p > 0.5), loss -log p(target), margin
+            log p(target) - log p(largest other).
+        VALIDATE_CALL: recorded by ``trainer.validate()`` (outside ``fit``).
     """
 
     NONE = 0
@@ -43,6 +47,8 @@ class RowFlag(enum.IntFlag):
     MID_EPOCH = 2
     TRAIN_PRESENTATIONS = 4
     NONFINITE_LOGITS = 8
+    PROBABILITIES = 16
+    VALIDATE_CALL = 32
 
 
 def pred_dtype(num_classes: int) -> str:

@@ -399,11 +399,11 @@ class StoreWriter:
             )
         r = self._drop_uncommitted(group)
         if r:
-            last = int(group["global_step"][r - 1])
-            if row.global_step <= last:
+            last = (int(group["global_step"][r - 1]), float(group["epoch"][r - 1]))
+            if (row.global_step, row.epoch) <= last:  # equal steps: validations within one accumulation window
                 raise StoreMismatchError(
-                    f"Row of split {row.split!r} at global step {row.global_step} does not come after the "
-                    f"last committed row (step {last}) of {str(self.path)!r}."
+                    f"Row of split {row.split!r} at global step {row.global_step} (epoch {row.epoch:g}) does not "
+                    f"come after the last committed row (step {last[0]}, epoch {last[1]:g}) of {str(self.path)!r}."
                 )
         self._merge_targets(group, row)
         self._resize(group, r + 1)
@@ -511,7 +511,8 @@ class StoreWriter:
                     group = f[fmt.SPLITS_GROUP].get(row.split)
                     if group is not None and split_complete(group):
                         r = self._drop_uncommitted(group)
-                        if r and int(group["global_step"][r - 1]) == row.global_step:
+                        if r and (int(group["global_step"][r - 1]), float(group["epoch"][r - 1])) == (
+                                row.global_step, row.epoch):
                             path.unlink()  # appended before a crash that kept the side file
                             continue
                     self._append_open(f, row)
