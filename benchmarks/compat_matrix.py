@@ -35,8 +35,7 @@ PAIRS = {
                     "setuptools<81", "jsonargparse[signatures]==4.27.7"],
     "2.4.1:2.4.0": ["torch==2.4.1", "lightning==2.4.0", "pytorch-lightning==2.4.0", "numpy==1.26.4",
                     "setuptools<81", "jsonargparse[signatures]==4.32.1"],
-    "2.8.0:newest": ["torch==2.8.0", "lightning", "pytorch-lightning", "numpy", "jsonargparse[signatures]",
-                     ],
+    "2.8.0:newest": ["torch==2.8.0", "lightning", "pytorch-lightning", "numpy", "jsonargparse[signatures]"],
 }
 COMMON = ["h5py==3.8.0", "matplotlib==3.7.0", "wandb==0.16.0", "scikit-learn==1.3.2", "scipy==1.11.4",
           "pyarrow==14.0.2", "pyyaml==6.0.1", "pytest==7.4.4", "hypothesis==6.90.0"]
@@ -48,9 +47,15 @@ def run_pair(key: str, python: str) -> dict:
     packages = PAIRS[key] + (COMMON_NEWEST if key.endswith("newest") else COMMON)
     work = Path(tempfile.mkdtemp(prefix="ddd-matrix-"))
     venv = work / "venv"
-    result: dict = {"pair": key, "date": datetime.date.today().isoformat(), "python": python}
+    src = work / "src"  # a snapshot of the committed tree: edits during the run do not leak in
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    result: dict = {"pair": key, "date": datetime.date.today().isoformat(), "python": python, "commit": commit}
     start = time.time()
     try:
+        src.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         env = {k: v for k, v in os.environ.items() if k != "PIP_CONSTRAINT"}
@@ -59,7 +64,7 @@ def run_pair(key: str, python: str) -> dict:
         if done.returncode:
             result.update(status="install failed", detail=done.stderr[-1500:])
             return result
-        subprocess.run(pip + ["--no-deps", "-e", str(ROOT)], check=True, capture_output=True, env=env)
+        subprocess.run(pip + ["--no-deps", "-e", str(src)], check=True, capture_output=True, env=env)
         versions = subprocess.run(
             [str(venv / "bin" / "python"), "-c",
              "import importlib.metadata as m, sys; print(sys.version.split()[0], *(m.version(p) for p in "
@@ -67,13 +72,13 @@ def run_pair(key: str, python: str) -> dict:
             capture_output=True, text=True, check=True).stdout.split()
         result["versions"] = dict(zip(["python", "torch", "lightning", "pytorch-lightning", "numpy", "h5py"],
                                       versions))
-        tests = (ROOT / ".ci" / "core-tests.txt").read_text().split()
+        tests = (src / ".ci" / "core-tests.txt").read_text().split()
         test_env = dict(os.environ)
         major_minor = tuple(int(x) for x in re.findall(r"\d+", versions[2])[:2])
         if major_minor < (2, 5):  # older Lightning calls torch.load without weights_only
             test_env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
         done = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
-                              cwd=ROOT, capture_output=True, text=True, env=test_env)
+                              cwd=src, capture_output=True, text=True, env=test_env)
         tail = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:]
         result.update(status="passed" if done.returncode == 0 else "failed", summary=tail)
         if done.returncode:
@@ -89,11 +94,11 @@ def table(results: list[dict]) -> str:
     latest = {}
     for r in results:
         latest[r["pair"]] = r
-    lines = ["| date | Python | torch | lightning / pytorch-lightning | numpy | h5py | core tests |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| date | commit | Python | torch | lightning / pytorch-lightning | numpy | h5py | core tests |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in latest.values():
         v = r.get("versions", {})
-        lines.append(f"| {r['date']} | {v.get('python', '?')} | {v.get('torch', r['pair'].split(':')[0])} | "
+        lines.append(f"| {r['date']} | {r.get('commit', '?')} | {v.get('python', '?')} | {v.get('torch', r['pair'].split(':')[0])} | "
                      f"{v.get('lightning', '?')} / {v.get('pytorch-lightning', '?')} | {v.get('numpy', '?')} | "
                      f"{v.get('h5py', '?')} | {r['status']}: {r.get('summary', r.get('detail', ''))[:80]} |")
     return "\n".join(lines)
