@@ -98,7 +98,8 @@ def table(results: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in latest.values():
         v = r.get("versions", {})
-        lines.append(f"| {r['date']} | {r.get('commit', '?')} | {v.get('python', '?')} | {v.get('torch', r['pair'].split(':')[0])} | "
+        torch_version = v.get("torch", r["pair"].split(":")[0])
+        lines.append(f"| {r['date']} | {r.get('commit', '?')} | {v.get('python', '?')} | {torch_version} | "
                      f"{v.get('lightning', '?')} / {v.get('pytorch-lightning', '?')} | {v.get('numpy', '?')} | "
                      f"{v.get('h5py', '?')} | {r['status']}: {r.get('summary', r.get('detail', ''))[:80]} |")
     return "\n".join(lines)
