@@ -183,3 +183,11 @@ def test_kill_during_resize_leaves_a_readable_store(pristine, tmp_path):
     s = DecisionStore(path)
     assert s.info("val").num_rows == 4
     np.testing.assert_array_equal(s.read("val", "correct"), DecisionStore(pristine).read("val", "correct"))
+
+
+def test_metadata_with_nan_hyperparameters_is_written_as_strict_json(tmp_path):
+    w = StoreWriter(tmp_path / "m.h5", run_name="m", run_id="m",
+                    metadata={"hparams": {"dropout": float("nan"), "clip": float("inf"), "lr": np.float32(0.1)}})
+    w.open()
+    meta = DecisionStore(tmp_path / "m.h5").metadata
+    assert meta["hparams"] == {"dropout": "nan", "clip": "inf", "lr": pytest.approx(0.1)}

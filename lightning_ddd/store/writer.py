@@ -38,6 +38,19 @@ def split_complete(group: h5py.Group) -> bool:
     return "fields" in group.attrs
 
 
+def _finite(value: Any) -> Any:
+    """The metadata with NaN and infinities as strings: the metadata attribute is strict JSON."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        return _finite(value.item())
+    return value
+
+
 def _text_attr(value: object) -> object:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
 
@@ -163,7 +176,7 @@ class StoreWriter:
             f.attrs["run_name"] = self.run_name
             f.attrs["run_id"] = self.run_id
             f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            f.attrs["metadata"] = json.dumps(self.metadata, default=str, sort_keys=True)
+            f.attrs["metadata"] = json.dumps(_finite(self.metadata), default=str, sort_keys=True, allow_nan=False)
             f.create_group(fmt.SPLITS_GROUP)
         _fsync_file(tmp)
         os.replace(tmp, self.path)
