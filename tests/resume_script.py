@@ -26,7 +26,7 @@ class KillAfterRow(pl.Callback):
         if not trainer.sanity_checking and trainer.current_epoch == self.k:
             for cb in trainer.callbacks:  # make sure row k + 1 is on disk (rows are written in the background)
                 if isinstance(cb, DecisionRecorder):
-                    cb._jobs.flush()
+                    cb.flush()
             os.kill(os.getpid(), signal.SIGKILL)
 
 

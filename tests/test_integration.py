@@ -68,10 +68,10 @@ def test_epoch_zero_leaves_training_bit_identical(tmp_path):
     assert torch.equal(baseline, recorded)
     assert torch.equal(baseline, helper)
     assert not torch.equal(baseline, plain)  # the check is sensitive: a plain validate() changes the run
-    for name in ("sanity", "helper"):
+    for name, flags in (("sanity", 1), ("helper", 1 | 32)):  # the helper: BEFORE_TRAINING | VALIDATE_CALL
         rows = DecisionStore(tmp_path / f"{name}.h5").rows("val")
         np.testing.assert_array_equal(rows["epoch"], [0, 1, 2])
-        assert rows["flags"][0] == 1
+        assert rows["flags"][0] == flags
 
 
 class forbid_host_sync:

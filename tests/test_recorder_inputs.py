@@ -133,8 +133,8 @@ def test_store_of_another_dataset_is_refused(tmp_path):
                 np.array([0, 1, 0, 0, 2]))
     with pytest.raises(StoreMismatchError, match=r"2 samples \(ids \[1, 4\]\)"):
         w.append(other)
-    back = Row("val", 0, 1.0, RowFlag.NONE, 3, np.ones(n, bool), np.ones(n, bool), np.zeros(n, int), np.zeros(n, int))
-    with pytest.raises(StoreMismatchError, match="does not come after"):
+    back = Row("val", 0, 0.0, RowFlag.NONE, 3, np.ones(n, bool), np.ones(n, bool), np.zeros(n, int), np.zeros(n, int))
+    with pytest.raises(StoreMismatchError, match="does not come after"):  # the same step and epoch again
         w.append(back)
     from lightning_ddd import DecisionStore as S
 

@@ -33,6 +33,8 @@ def _thumbnail(dataset: Any, sample_id: int, unnormalize: tuple[list[float], lis
         return None
     x = item.get("image", item.get("x")) if isinstance(item, dict) else item[0] if isinstance(item, (tuple, list)) \
         else item
+    if x is None:
+        return None
     if hasattr(x, "detach"):
         x = x.detach().cpu().float().numpy()
     x = np.asarray(x, dtype=np.float32) if not isinstance(x, np.ndarray) else x.astype(np.float32)
@@ -133,8 +135,10 @@ class WandbMedia:
 
         thumbs = [_thumbnail(dataset, r[0], self.unnormalize) for r in rows] if dataset is not None else []
         with_thumbs = bool(thumbs) and all(t is not None for t in thumbs)
-        columns = ["id", "target", "last_prediction", "forgetting_events", "never_learned", "category"] + (
-            ["thumbnail"] if with_thumbs else [])
+        columns: list[str | int] = ["id", "target", "last_prediction", "forgetting_events", "never_learned",
+                                    "category"]
+        if with_thumbs:
+            columns.append("thumbnail")
         table = wandb.Table(columns=columns)
         for j, row in enumerate(rows):
             table.add_data(*row, *([wandb.Image(thumbs[j])] if with_thumbs else []))

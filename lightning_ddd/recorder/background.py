@@ -18,6 +18,9 @@ class BackgroundJobs:
     """A FIFO of jobs run by one daemon thread, created on first use (never pickled)."""
 
     def __init__(self) -> None:
+        self._fresh()
+
+    def _fresh(self) -> None:
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -27,7 +30,7 @@ class BackgroundJobs:
         return {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__()
+        self._fresh()
 
     def _run(self) -> None:
         assert self._queue is not None
@@ -53,6 +56,10 @@ class BackgroundJobs:
                 self._thread.start()
         assert self._queue is not None
         self._queue.put(job)
+
+    def keep_error(self, err: BaseException) -> None:
+        """Keep an error to raise at the next :meth:`submit` or :meth:`flush`."""
+        self._error = err
 
     def raise_error(self) -> None:
         """Re-raise (once) the error of a failed job."""

@@ -1,61 +1,119 @@
-"""Resolving the store a run writes (a collective step) and the recorder's checkpoint state."""
+"""The store session: which store a run writes, its claim, the background writer, row counts and resume state.
+
+One :class:`StoreSession` per recorder. It is the only part that touches the store file during training:
+resolving it (a collective step: rank 0 opens, every rank learns the outcome), queueing rows for the
+background writer on rank 0, the checkpoint state (rows per split, offsets), and the end of a run (bounded
+retries of rows that could not be written yet, releasing the claim, removing a store a failed first epoch
+left empty).
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lightning_ddd.analysis.dynamics import DynamicsAccumulator
 from lightning_ddd.analysis.loading import default_burn_in
+from lightning_ddd.recorder.background import BackgroundJobs
 from lightning_ddd.recorder.naming import default_run_name, run_metadata, safe_name
 from lightning_ddd.store.format import RowFlag
 from lightning_ddd.store.lock import StoreLock
+from lightning_ddd.store.row import Row
 from lightning_ddd.store.writer import StoreWriter
+
+if TYPE_CHECKING:
+    from lightning.pytorch import LightningModule, Trainer
+
+T = TypeVar("T")
+
+
+def rank_zero_call(trainer: Trainer, fn: Callable[[], T]) -> T:
+    """Run ``fn`` on global rank 0, broadcast its result or exception, raise it on every rank."""
+    result: Any = None
+    error: BaseException | None = None
+    if trainer.is_global_zero:
+        try:
+            result = fn()
+        except BaseException as err:  # noqa: BLE001 - re-raised on every rank below
+            error = err
+    result, error = trainer.strategy.broadcast((result, error), src=0)
+    if error is not None:
+        raise error
+    return result
 
 
 class StoreSession:
-    """Mixin of ``DecisionRecorderCore``: which store, its claim, resume, and the checkpoint state."""
+    """A recorder's store: resolving it, writing rows in the background, counting them, resuming.
 
-    def _rank_zero_call(self, trainer: Any, fn: Any) -> Any:
-        """Run ``fn`` on global rank 0, broadcast its result or exception, raise it on every rank."""
-        result: Any = None
-        error: BaseException | None = None
-        if trainer.is_global_zero:
-            try:
-                result = fn()
-            except BaseException as err:  # noqa: BLE001 - re-raised on every rank below
-                error = err
-        result, error = trainer.strategy.broadcast((result, error), src=0)
-        if error is not None:
-            raise error
-        return result
+    Args:
+        dirpath: folder of the store.
+        run_name: the store's file name (default: from the logger).
+        precision: ``"float32"`` or ``"float16"`` for loss and margin.
+        locking: HDF5 locking of the writer.
+        overwrite: replace an existing store instead of refusing.
+        burn_in: the recorder's live burn-in (None: the analysis' rule), to rebuild live summaries on resume.
+        flip_threshold: forgetting events that make a sample flip-flopping.
+    """
 
-    def _resolve_store(self, trainer: Any, pl_module: Any) -> None:
-        if self._writer is not None:
-            if self._lock is not None:
-                self._rank_zero_call(trainer, lambda: self._lock.acquire(resuming=True))
+    def __init__(self, dirpath: Path, run_name: str | None, *, precision: str, locking: bool | str,
+                 overwrite: bool, burn_in: int | None, flip_threshold: int) -> None:
+        self.dirpath = dirpath
+        self.run_name = run_name
+        self.precision = precision
+        self.locking = locking
+        self.overwrite = overwrite
+        self.burn_in = burn_in
+        self.flip_threshold = flip_threshold
+        self.writer: StoreWriter | None = None
+        self.lock: StoreLock | None = None
+        self.path: Path | None = None
+        self.resolved_name: str | None = None
+        self.run_id: str | None = None
+        self.restored: dict[str, Any] = {}
+        self.checkpoint_state: dict[str, Any] | None = None
+        self.step_offset = 0
+        self.epoch_offset = 0.0
+        self.created = False
+        self.rows: dict[str, int] = {}
+        self.last_step: dict[str, int] = {}
+        self.jobs = BackgroundJobs()
+
+    # ------------------------------------------------------------------ resolving
+    def resolve(self, trainer: Trainer, pl_module: LightningModule, token: int,
+                warn: Callable[[str], None] = lambda msg: warnings.warn(msg, stacklevel=3)) -> None:
+        """Open (or create) the store on rank 0 and share the outcome with every rank (a collective).
+
+        Args:
+            trainer: the Trainer.
+            pl_module: the LightningModule (for the run's metadata).
+            token: identifies the recorder that claims the store within this process.
+            warn: how to warn (the recorder passes Lightning's ``rank_zero_warn``).
+        """
+        if self.writer is not None:
+            if self.lock is not None:
+                rank_zero_call(trainer, self._reclaim)
             return
-        name = self._restored.get("run_name") or (safe_name(self.run_name) if self.run_name else None)
+        name = self.restored.get("run_name") or (safe_name(self.run_name) if self.run_name else None)
         name = name or default_run_name(trainer)
-        run_id = self._restored.get("run_id") or uuid.uuid4().hex
+        run_id = self.restored.get("run_id") or uuid.uuid4().hex
         name, run_id = trainer.strategy.broadcast((name, run_id), src=0)
         path = self.dirpath / f"{name}.h5"
-        old = self._restored.get("store_path")
+        old = self.restored.get("store_path")
         if old and Path(old).resolve() != path.resolve():
-            self._pl.utilities.rank_zero_warn(
-                f"DecisionRecorder: the checkpoint recorded into {old!r}; continuing in {str(path)!r} (dirpath moved)."
-            )
+            warn(f"DecisionRecorder: the checkpoint recorded into {old!r}; continuing in {str(path)!r} "
+                 "(dirpath moved).")
         writer = StoreWriter(path, run_name=name, run_id=run_id, metadata=run_metadata(trainer, pl_module),
                              float_dtype=self.precision, locking=self.locking)
-        lock = StoreLock(path, run_id, id(self))
+        lock = StoreLock(path, run_id, token)
 
         def open_on_rank_zero() -> dict[str, int]:
-            lock.acquire(resuming=bool(self._restored))
+            lock.acquire(resuming=bool(self.restored))
             try:
-                if path.exists() and not self._restored:
+                if path.exists() and not self.restored:
                     if not self.overwrite:
                         raise FileExistsError(
                             f"A decision store already exists at {str(path)!r}. Resume with "
@@ -67,23 +125,25 @@ class StoreSession:
                         stale.unlink()
                 created = not path.exists()
                 counts = writer.open()
-                self._created_store = created
+                self.created = created
                 return self._drop_stale_rows(writer, counts)
             except BaseException:
                 lock.release()
                 raise
 
-        counts = self._rank_zero_call(trainer, open_on_rank_zero)
-        self._writer, self._lock, self._store_path = writer, lock, path
-        self._resolved_run_name, self._run_id = name, run_id
-        self._rows = dict(counts)
-        if self._restored:
-            self._rebuild_live(trainer)
+        counts = rank_zero_call(trainer, open_on_rank_zero)
+        self.writer, self.lock, self.path = writer, lock, path
+        self.resolved_name, self.run_id = name, run_id
+        self.rows = dict(counts)
+
+    def _reclaim(self) -> None:
+        assert self.lock is not None
+        self.lock.acquire(resuming=True)
 
     def _drop_stale_rows(self, writer: StoreWriter, counts: dict[str, int]) -> dict[str, int]:
-        if not self._restored:
+        if not self.restored:
             return counts
-        kept = dict(self._restored.get("rows", {}))
+        kept = dict(self.restored.get("rows", {}))
         for split, n in counts.items():
             keep = kept.get(split, 0)
             if n > keep:
@@ -95,53 +155,118 @@ class StoreSession:
                 counts[split] = keep
         return counts
 
-    def _rebuild_live(self, trainer: Any) -> None:
+    def rebuild_live(self, trainer: Trainer) -> tuple[dict[str, DynamicsAccumulator], dict[str, list[float]]]:
+        """The live accumulators and epochs of a resumed store, read on rank 0 and broadcast."""
         from lightning_ddd.store.reader import DecisionStore
 
+        path = self.path
+
         def read() -> tuple[dict[str, DynamicsAccumulator], dict[str, list[float]]]:
-            store = DecisionStore(self._store_path)
+            store = DecisionStore(path)  # type: ignore[arg-type]
             live, epochs = {}, {}
             for split in store.splits:
                 rows = store.rows(split)
                 epochs[split] = rows["epoch"].tolist()
-                fields = ("evaluated", "correct", "pred")
                 info = store.info(split)
                 burn_in = default_burn_in(rows["flags"])
                 if info.kind != "train" and self.burn_in is not None:
                     burn_in = self.burn_in
                 acc = DynamicsAccumulator(info.num_samples, burn_in=burn_in, flip_threshold=self.flip_threshold)
-                for row in store.iter_rows(split, fields):
+                for row in store.iter_rows(split, ("evaluated", "correct", "pred")):
                     acc.update(row["correct"], row["evaluated"], pred=row["pred"])
                 live[split] = acc
             return live, epochs
 
-        self._live, self._epochs = self._rank_zero_call(trainer, read)
-        self._last_step = {s: int(v) for s, v in self._restored.get("last_step", {}).items()}
+        self.last_step = {s: int(v) for s, v in self.restored.get("last_step", {}).items()}
+        return rank_zero_call(trainer, read)
 
+    # ------------------------------------------------------------------ rows
+    def write(self, trainer: Trainer, row: Row) -> None:
+        """Queue the row for the background writer on rank 0 (an earlier write's error is raised on every rank)."""
+        writer = self.writer
+        assert writer is not None, "store not resolved"
+        rank_zero_call(trainer, lambda: self.jobs.submit(lambda: writer.append(row)))
+        self.rows[row.split] = self.rows.get(row.split, 0) + 1
+        self.last_step[row.split] = row.global_step
+
+    def has_rows(self) -> bool:
+        """Whether any row was recorded (or found in the store at resume)."""
+        return any(self.rows.values())
+
+    def row_key(self, global_step: int, epoch: float) -> tuple[int, float]:
+        """The stored (global step, epoch) of a row: shifted after an earlier fit of the same recorder."""
+        return int(global_step) + self.step_offset, float(epoch) + self.epoch_offset
+
+    def continue_after_earlier_rows(self, trainer: Trainer, last_epoch: float) -> str | None:
+        """A second ``fit`` of this recorder (a new Trainer, a second stage) appends after the earlier rows:
+        its steps and epochs are shifted past the last recorded ones when they would not come after them.
+
+        Returns:
+            A message for the user when the rows are shifted, else None.
+        """
+        if self.restored or not self.last_step:
+            return None
+        last_step = max(self.last_step.values())
+        if int(trainer.global_step) + self.step_offset < last_step:  # a new Trainer starts again at step 0
+            self.step_offset = last_step + 1 - int(trainer.global_step)
+            self.epoch_offset = last_epoch - float(trainer.current_epoch)
+            return (f"DecisionRecorder: a new fit of this recorder continues {str(self.path)!r} after its last row: "
+                    f"steps +{self.step_offset}, epochs +{self.epoch_offset:g}.")
+        return None
+
+    # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Small, flat resume state: run name and id, store path, committed rows per split.
+        """Small, flat resume state: run name and id, store path, durable rows per split, offsets.
 
-        Queued writes are finished first, so the checkpoint never counts a row that is not in the store.
+        Queued writes are finished first, and rows held in memory (a full or read-only disk) are not counted,
+        so the checkpoint never counts a row that is not in the store or a side file.
         """
         try:
-            self._jobs.flush()
+            self.jobs.flush()
         except Exception as err:  # noqa: BLE001 - raised again (on every rank) at the next row
-            self._jobs._error = err
-        rows = dict(self._rows)
-        if self._writer is not None:  # rows held in memory (a full or read-only disk) are not durable yet
-            for split, n in self._writer.held_rows.items():
+            self.jobs.keep_error(err)
+        rows = dict(self.rows)
+        if self.writer is not None:
+            for split, n in self.writer.held_rows.items():
                 rows[split] = rows.get(split, 0) - n
         return {
-            "run_name": self._resolved_run_name, "run_id": self._run_id,
-            "store_path": str(self._store_path) if self._store_path else None,
-            "rows": rows, "last_step": dict(self._last_step), "version": 1,
-            "step_offset": self._step_offset, "epoch_offset": self._epoch_offset,
+            "run_name": self.resolved_name, "run_id": self.run_id,
+            "store_path": str(self.path) if self.path else None,
+            "rows": rows, "last_step": dict(self.last_step), "version": 1,
+            "step_offset": self.step_offset, "epoch_offset": self.epoch_offset,
         }
 
-    def _finish_writes(self, timeout: float) -> None:
-        """At the end of a run: retry held rows and side files for up to ``timeout`` seconds, then say what
-        is left, once (rank 0 only)."""
-        writer = self._writer
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Remember the checkpoint's run; only a ``fit`` that resumes from it applies it (:meth:`apply_checkpoint`).
+
+        Lightning restores callback state for every entry point; ``validate``, ``test`` and ``predict`` with a
+        ``ckpt_path`` must never change what ``fit`` recorded.
+        """
+        self.checkpoint_state = dict(state_dict) if state_dict.get("run_id") else None
+
+    def apply_checkpoint(self) -> bool:
+        """At the start of ``fit``: continue the checkpoint's store (rows after it are dropped at resolve)."""
+        state, self.checkpoint_state = self.checkpoint_state, None
+        if state is None:
+            return False
+        self.restored = {
+            "run_name": state.get("run_name"), "run_id": state.get("run_id"),
+            "store_path": state.get("store_path"), "rows": dict(state.get("rows", {})),
+            "last_step": dict(state.get("last_step", {})),
+        }
+        self.writer = None
+        self.step_offset = int(state.get("step_offset", 0))
+        self.epoch_offset = float(state.get("epoch_offset", 0.0))
+        return True
+
+    # ------------------------------------------------------------------ the end of a run
+    def flush(self) -> None:
+        """Wait for queued rows (and media); raise the first background error."""
+        self.jobs.flush()
+
+    def finish(self, timeout: float) -> None:
+        """Retry held rows and side files for up to ``timeout`` seconds, then say what is left, once."""
+        writer = self.writer
         if writer is None:
             return
         deadline = time.monotonic() + timeout
@@ -164,61 +289,38 @@ class StoreSession:
                 parts.append(f"{pending} row(s) wait in {str(writer.path)!r}.pending/: run `lightning-ddd repair "
                              f"{writer.path}` once the store is free")
             if held:
-                steps = writer.held_steps
-                parts.append(f"{held} row(s) (global steps {steps}) could not be saved anywhere ({writer.problem}) "
-                             "and are lost when this process ends; free disk space and call trainer.fit again "
-                             "with ckpt_path='last' to record again from the last checkpoint")
+                parts.append(f"{held} row(s) (global steps {writer.held_steps}) could not be saved anywhere "
+                             f"({writer.problem}) and are lost when this process ends; free disk space and call "
+                             "trainer.fit again with ckpt_path='last' to record again from the last checkpoint")
             warnings.warn("DecisionRecorder: " + "; ".join(parts) + ".", stacklevel=2)
 
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Remember the checkpoint's run; only a ``fit`` that resumes from it continues (and trims) the store.
-
-        Lightning restores callback state for every entry point; ``validate``, ``test`` and ``predict`` with a
-        ``ckpt_path`` must never change what ``fit`` recorded, so the state is applied at ``on_fit_start``.
-        """
-        self._checkpoint_state = dict(state_dict) if state_dict.get("run_id") else None
-
-    def _apply_checkpoint_state(self, state_dict: dict[str, Any]) -> None:
-        self._restored = {
-            "run_name": state_dict.get("run_name"), "run_id": state_dict.get("run_id"),
-            "store_path": state_dict.get("store_path"), "rows": dict(state_dict.get("rows", {})),
-            "last_step": dict(state_dict.get("last_step", {})),
-        }
-        self._writer = None
-        self._step_offset, self._epoch_offset = int(state_dict.get("step_offset", 0)), float(
-            state_dict.get("epoch_offset", 0.0))
-
-    def _continue_after_earlier_rows(self, trainer: Any) -> None:
-        """A second ``fit`` of this recorder (a new Trainer, a second stage) appends after the earlier rows:
-        its steps and epochs are shifted past the last recorded ones when they would not come after them."""
-        if self._restored or not self._last_step:
-            return
-        last_step = max(self._last_step.values())
-        if int(trainer.global_step) + self._step_offset < last_step:  # a new Trainer starts again at step 0
-            self._step_offset = last_step + 1 - int(trainer.global_step)
-            self._epoch_offset = max((e[-1] for e in self._epochs.values() if e), default=0.0) - float(
-                trainer.current_epoch)
-            self._pl.utilities.rank_zero_info(
-                f"DecisionRecorder: a new fit of this recorder continues {str(self._store_path)!r} after its last "
-                f"row: steps +{self._step_offset}, epochs +{self._epoch_offset:g}.")
-
-    def _discard_empty_store(self) -> None:
+    def discard_if_untrained(self) -> bool:
         """After a failure before any trained row was written, remove the store this run created: it holds at
-        most the untrained network's row, which the rerun records again, and it would block the rerun."""
-        writer = self._writer
-        if not self._created_store or writer is None or writer.pending_files() or sum(writer.held_rows.values()):
-            return
+        most the untrained network's row, which the rerun records again, and would block the rerun.
+
+        Returns:
+            True if the store was removed.
+        """
+        writer = self.writer
+        if not self.created or writer is None or writer.pending_files() or sum(writer.held_rows.values()):
+            return False
         try:
             from lightning_ddd.store.reader import DecisionStore
 
             store = DecisionStore(writer.path)
-            trained = any(not int(f) & RowFlag.BEFORE_TRAINING for s in store.splits for f in store.rows(s)["flags"])
-            if not trained:
-                writer.path.unlink(missing_ok=True)
-                self._writer, self._created_store, self._rows = None, False, {}
-                self._live, self._epochs, self._last_step = {}, {}, {}
+            if any(not int(f) & RowFlag.BEFORE_TRAINING for s in store.splits for f in store.rows(s)["flags"]):
+                return False
+            writer.path.unlink(missing_ok=True)
         except Exception:  # noqa: BLE001 - cleanup must never mask the run's own error
-            pass
+            return False
+        self.writer, self.created, self.rows, self.last_step = None, False, {}, {}
+        return True
 
+    def release(self) -> None:
+        """Give up the store's claim (rank 0)."""
+        if self.lock is not None:
+            self.lock.release()
 
+    def close_jobs(self) -> None:
+        """Finish the queued jobs and stop the background thread."""
+        self.jobs.close()
