@@ -221,7 +221,11 @@ def test_pending_rows_are_visible_and_merged_by_repair(tmp_path, capsys):
         holder.wait()
     assert DecisionStore(path).pending_rows == 1 and DecisionStore(path).info("val").num_rows == 3
     assert main(["info", str(path)]) == 0
-    assert "1 row(s) pending" in capsys.readouterr().out and "lightning-ddd repair" not in ""
+    assert "1 row(s) pending" in capsys.readouterr().out
+    others = [write_store(tmp_path / f"{n}.h5", n, i + 1, n=40, epochs=2) for i, n in enumerate(["b", "c"])]
+    assert main(["report", str(path), *map(str, others), "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    notes = json.loads((tmp_path / "rep" / "summary.json").read_text())["notes"]
+    assert any("1 row(s) pending" in n and "lightning-ddd repair" in n for n in notes)
     assert main(["repair", str(path)]) == 0
     assert "merged 1" in capsys.readouterr().out
     s = DecisionStore(path)

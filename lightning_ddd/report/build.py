@@ -131,6 +131,16 @@ def analyse(inputs: Sequence[str], opts: ReportOptions) -> tuple[dict[str, Any],
                                "label_errors_excluded": int((~keep).sum())}
     arrays: dict[str, Any] = {"base_i": base_i, "keep": keep}
 
+    from lightning_ddd.store.writer import pending_dir
+
+    for t in runs:
+        folder = pending_dir(t.path)
+        pending = sum(1 for p in folder.iterdir() if p.suffix == ".npz") if folder.is_dir() else 0
+        if pending:
+            msg = (f"Run {t.name!r}: {pending} row(s) pending in {folder} are not in this report; run "
+                   f"`lightning-ddd repair {t.path}` to merge them.")
+            summary["notes"].append(msg)
+            opts.progress(msg)
     m = runs_at_row(runs, row=opts.row, epoch=opts.epoch)
     if opts.row is not None:
         how = f"row {opts.row} of each run (--row)"
