@@ -47,8 +47,28 @@ from lightning_ddd.analysis.loading import (
     stream_dynamics,
     upto_row,
 )
+from lightning_ddd.analysis.significance import (
+    KappaDifference,
+    Significance,
+    adjust_pair_matrix,
+    adjust_pvalues,
+    copy_probability,
+    debiased_kappa,
+    exact_independence_test,
+    interval_width,
+    kappa_difference,
+    kappa_standard_error,
+    klein_independence_test,
+    klein_matrix_test,
+    pair_counts,
+    samples_for_width,
+    significance_matrix,
+)
 
 __all__ = [
+    "KappaDifference", "Significance", "adjust_pair_matrix", "adjust_pvalues", "copy_probability",
+    "debiased_kappa", "exact_independence_test", "interval_width", "kappa_difference", "kappa_standard_error",
+    "klein_independence_test", "klein_matrix_test", "pair_counts", "samples_for_width", "significance_matrix",
     "BinomialComparison", "Category", "ConditionConsistency", "ConsistencyResult", "Difficulty", "DifficultyResult",
     "Dynamics", "DynamicsAccumulator", "LabelErrorShares", "PairStats", "RowStats", "RunMatrix", "Trajectory",
     "align_rows", "binomial_reference", "bootstrap_kappa", "check_same_dataset", "check_tolerance",

@@ -1,0 +1,425 @@
+"""Is an error consistency more than chance, how large is it, and how many samples does a comparison need?
+
+Definitions follow Klein, Meyen, Brendel, Wichmann and Meding (2025), "Quantifying Uncertainty in Error
+Consistency" (arXiv 2507.06645), implemented from the formulas, vectorised over pairs (numpy only):
+
+* **Klein et al.'s test against independent observers.** Under the null the two runs are independent
+  binomial observers whose accuracies are unknown: draw p1 ~ Beta(k1, n - k1), p2 ~ Beta(k2, n - k2), then the
+  2x2 counts as one multinomial draw with cell probabilities p1 p2, p1 (1 - p2), (1 - p1) p2,
+  (1 - p1)(1 - p2) (O(1) per null kappa, never a trial-by-trial simulation). The p-value is the share of null
+  kappas with |kappa| >= |observed|.
+* **An exact test conditional on both accuracies.** Given both marginals, n11 is hypergeometric; the
+  two-sided p-value sums the probabilities of every table no more likely than the observed one (Fisher's).
+* **Multiple pairs**: Holm's step-down correction (default) or Benjamini-Hochberg's false discovery rate.
+* **Estimates**: the less biased kappa n kappa / ((n - 1) + kappa), and the copy probability
+  p_copy = kappa f with f = (1 - c_exp) / (1 - (a^2 + (1 - a)^2)), a the higher accuracy.
+* **Planning**: the delta-method standard error of kappa for accuracies a1, a2 and a kappa gives the expected
+  95 % interval width for n samples and the n needed for a target width.
+* **Differences of two kappas that share a run** (kappa(base, a) - kappa(base, b)): a paired bootstrap over
+  samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from lightning_ddd.analysis.kappa import _as_bool, stats_from_counts
+
+Z95 = 1.959963984540054
+
+
+# ------------------------------------------------------------------------------------------ counts
+def pair_counts(correct: np.ndarray, evaluated: np.ndarray | None = None,
+                samples: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The counts of every pair of runs: both correct n11, row run correct na, column run correct nb, common n.
+
+    Args:
+        correct: (M, N) bool.
+        evaluated: optional (M, N) bool.
+        samples: optional (N,) bool subset.
+
+    Returns:
+        Four (M, M) float64 arrays.
+    """
+    c = _as_bool(correct, "correct")
+    v = np.ones_like(c) if evaluated is None else _as_bool(evaluated, "evaluated")
+    if samples is not None:
+        keep = np.asarray(samples, bool)
+        c, v = c[:, keep], v[:, keep]
+    cv = (c & v).astype(np.float64)
+    vf = v.astype(np.float64)
+    n11 = cv @ cv.T
+    na = cv @ vf.T
+    return n11, na, na.T.copy(), vf @ vf.T
+
+
+def _kappa(n11: np.ndarray, na: np.ndarray, nb: np.ndarray, n: np.ndarray) -> np.ndarray:
+    return np.asarray(stats_from_counts(n11, na, nb, n).kappa, dtype=np.float64)
+
+
+# ------------------------------------------------------------------------------------------ tests
+def klein_independence_test(n11: np.ndarray, na: np.ndarray, nb: np.ndarray, n: np.ndarray, *,
+                            n_draws: int = 10_000, seed: int = 0, chunk: int = 2_000_000) -> np.ndarray:
+    """Klein et al.'s Monte-Carlo test of independent binomial observers, vectorised over pairs and draws.
+
+    Args:
+        n11, na, nb, n: counts of each pair (any equal shapes).
+        n_draws: null kappas per pair.
+        seed: random seed.
+        chunk: null draws per vectorised step (memory bound).
+
+    Returns:
+        p-values (the share of null kappas at least as extreme as the observed one), NaN without samples.
+    """
+    n11, na, nb, n = (np.asarray(x, np.float64) for x in (n11, na, nb, n))
+    shape = n11.shape
+    n11, na, nb, n = n11.ravel(), na.ravel(), nb.ravel(), n.ravel()
+    observed = np.abs(_kappa(n11, na, nb, n))
+    rng = np.random.default_rng(seed)
+    hits = np.zeros(n11.size)
+    ok = n > 0
+    pairs = np.flatnonzero(ok)
+    per = max(1, chunk // max(1, n_draws))
+    for start in range(0, pairs.size, per):
+        idx = pairs[start:start + per]
+        nn = np.repeat(n[idx], n_draws).astype(np.int64)
+        # accuracy posteriors Beta(k, n - k); a run all right or all wrong has a degenerate posterior
+        a1, b1 = np.repeat(na[idx], n_draws), np.repeat(n[idx] - na[idx], n_draws)
+        a2, b2 = np.repeat(nb[idx], n_draws), np.repeat(n[idx] - nb[idx], n_draws)
+        p1 = _beta(rng, a1, b1)
+        p2 = _beta(rng, a2, b2)
+        # one multinomial draw per null table, as three conditional binomials
+        k1 = rng.binomial(nn, p1)
+        s11 = rng.binomial(k1, p2)
+        s01 = rng.binomial(nn - k1, p2)
+        null = np.abs(_kappa(s11, k1, s11 + s01, nn)).reshape(idx.size, n_draws)
+        hits[idx] = np.sum(null >= observed[idx, None] - 1e-12, axis=1)
+    p = np.where(ok, hits / max(1, n_draws), np.nan)
+    return p.reshape(shape)
+
+
+def klein_null_kappas(na: float, nb: float, n: int, *, n_draws: int = 10_000, seed: int = 0) -> np.ndarray:
+    """Null kappas of one pair under Klein et al.'s independent-observer model (the test's reference
+    distribution): accuracies from their Beta posteriors, then one multinomial 2x2 table each."""
+    rng = np.random.default_rng(seed)
+    p1 = _beta(rng, np.full(n_draws, float(na)), np.full(n_draws, float(n - na)))
+    p2 = _beta(rng, np.full(n_draws, float(nb)), np.full(n_draws, float(n - nb)))
+    k1 = rng.binomial(n, p1)
+    s11 = rng.binomial(k1, p2)
+    s01 = rng.binomial(n - k1, p2)
+    return _kappa(s11, k1, s11 + s01, np.float64(n))
+
+
+def klein_matrix_test(n11: np.ndarray, k: np.ndarray, n: int, *, n_draws: int = 10_000, seed: int = 0,
+                      chunk: int = 4_000_000) -> np.ndarray:
+    """Klein et al.'s test for every pair of M runs evaluated on the same n samples, sharing draws per run.
+
+    Each run's accuracy posterior draw p ~ Beta(k, n - k) and its correct count k' ~ Binomial(n, p) are drawn
+    once per null replicate and reused by every pair it belongs to (each pair's null distribution is
+    unchanged; only the pairs' p-values become correlated). Per pair and replicate there remain two
+    binomials: both correct s11 ~ Binomial(k'_i, p_j) and s01 ~ Binomial(n - k'_i, p_j).
+
+    Args:
+        n11: (M, M) both-correct counts.
+        k: (M,) correct counts.
+        n: the common number of samples.
+        n_draws: null replicates.
+        seed: random seed.
+        chunk: pair-replicates per vectorised step.
+
+    Returns:
+        (M, M) p-values (diagonal NaN).
+    """
+    k = np.asarray(k, np.float64)
+    m = k.size
+    out = np.full((m, m), np.nan)
+    if n <= 0 or m < 2:
+        return out
+    rng = np.random.default_rng(seed)
+    p = _beta(rng, np.repeat(k, n_draws), np.repeat(n - k, n_draws)).reshape(m, n_draws)
+    kk = rng.binomial(n, p)  # (M, D)
+    iu, ju = np.triu_indices(m, 1)
+    observed = np.abs(_kappa(n11[iu, ju], k[iu], k[ju], np.full(iu.size, float(n))))
+    hits = np.zeros(iu.size)
+    per = max(1, chunk // n_draws)
+    for start in range(0, iu.size, per):
+        a, b = iu[start:start + per], ju[start:start + per]
+        k1, p2 = kk[a], p[b]
+        s11 = rng.binomial(k1, p2)
+        s01 = rng.binomial(n - k1, p2)
+        null = np.abs(_kappa(s11, k1, s11 + s01, np.float64(n)))
+        hits[start:start + per] = np.sum(null >= observed[start:start + per, None] - 1e-12, axis=1)
+    out[iu, ju] = out[ju, iu] = hits / n_draws
+    return out
+
+
+def _beta(rng: np.random.Generator, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.where(a <= 0, 0.0, 1.0)
+    both = (a > 0) & (b > 0)
+    if both.any():
+        out = out.copy()
+        out[both] = rng.beta(a[both], b[both])
+    return out
+
+
+def exact_independence_test(n11: np.ndarray, na: np.ndarray, nb: np.ndarray, n: np.ndarray, *,
+                            width_sd: float = 40.0) -> np.ndarray:
+    """Two-sided exact test of independence given both accuracies (Fisher's, n11 hypergeometric).
+
+    The hypergeometric log-probabilities are built by their recurrence over the support, within
+    ``width_sd`` standard deviations of the mean (beyond that each probability is below 1e-300).
+
+    Returns:
+        p-values, NaN without samples.
+    """
+    n11, na, nb, n = (np.asarray(x, np.float64) for x in (n11, na, nb, n))
+    shape = n11.shape
+    out = np.full(n11.size, np.nan)
+    flat = [x.ravel() for x in (n11, na, nb, n)]
+    cache: dict[tuple[int, int, int, int], float] = {}
+    for i, (x, k1, k2, total) in enumerate(zip(*flat)):
+        if total <= 0:
+            continue
+        key = (int(x), int(k1), int(k2), int(total))
+        if key not in cache:
+            cache[key] = _fisher_two_sided(*key, width_sd=width_sd)
+        out[i] = cache[key]
+    return out.reshape(shape)
+
+
+def _fisher_two_sided(x: int, k1: int, k2: int, n: int, *, width_sd: float) -> float:
+    lo, hi = max(0, k1 + k2 - n), min(k1, k2)
+    if lo == hi:
+        return 1.0
+    mean = k1 * k2 / n
+    var = k1 * k2 * (n - k1) * (n - k2) / (n * n * max(n - 1, 1))
+    half = int(np.ceil(width_sd * np.sqrt(max(var, 1.0))))
+    a = min(max(lo, int(mean) - half), x)
+    b = max(min(hi, int(mean) + half), x)
+    support = np.arange(a, b + 1, dtype=np.float64)
+    # log pmf up to a constant, by the ratio p(s + 1) / p(s) = (k1 - s)(k2 - s) / ((s + 1)(n - k1 - k2 + s + 1))
+    s = support[:-1]
+    with np.errstate(divide="ignore"):
+        steps = np.log(k1 - s) + np.log(k2 - s) - np.log(s + 1) - np.log(n - k1 - k2 + s + 1)
+    logp = np.concatenate([[0.0], np.cumsum(steps)])
+    logp -= logp.max()
+    p = np.exp(logp)
+    p /= p.sum()
+    observed = p[int(x) - a]
+    return float(min(1.0, p[p <= observed * (1 + 1e-7)].sum()))
+
+
+def adjust_pvalues(p: np.ndarray, method: str = "holm") -> np.ndarray:
+    """Correct p-values for multiple comparisons.
+
+    Args:
+        p: p-values of any shape (NaN ignored). For a symmetric pair matrix pass its upper triangle, or use
+            :func:`adjust_pair_matrix`.
+        method: ``"holm"`` (family-wise error, step-down) or ``"bh"`` (Benjamini-Hochberg false discovery rate).
+
+    Returns:
+        Adjusted p-values, same shape.
+    """
+    p = np.asarray(p, np.float64)
+    flat = p.ravel()
+    ok = np.flatnonzero(np.isfinite(flat))
+    out = np.full(flat.shape, np.nan)
+    m = ok.size
+    if m == 0:
+        return out.reshape(p.shape)
+    order = ok[np.argsort(flat[ok], kind="stable")]
+    sorted_p = flat[order]
+    if method == "holm":
+        adj = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * sorted_p))
+    elif method == "bh":
+        adj = np.minimum.accumulate((sorted_p * m / np.arange(1, m + 1))[::-1])[::-1]
+        adj = np.minimum(adj, 1.0)
+    else:
+        raise ValueError(f"method must be 'holm' or 'bh', got {method!r}.")
+    out[order] = adj
+    return out.reshape(p.shape)
+
+
+def adjust_pair_matrix(p: np.ndarray, method: str = "holm") -> np.ndarray:
+    """Correct a symmetric (M, M) p-value matrix over its M (M - 1) / 2 distinct pairs."""
+    p = np.asarray(p, np.float64)
+    m = p.shape[0]
+    iu = np.triu_indices(m, 1)
+    out = np.full_like(p, np.nan)
+    adj = adjust_pvalues(p[iu], method)
+    out[iu] = adj
+    out[(iu[1], iu[0])] = adj
+    return out
+
+
+# ------------------------------------------------------------------------------------------ estimates
+def debiased_kappa(kappa: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The less biased kappa of Klein et al.: n kappa / ((n - 1) + kappa)."""
+    kappa, n = np.asarray(kappa, np.float64), np.asarray(n, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return n * kappa / ((n - 1) + kappa)
+
+
+def copy_probability(kappa: np.ndarray, acc_a: np.ndarray, acc_b: np.ndarray) -> np.ndarray:
+    """Klein et al.'s copy probability p_copy = kappa f, f = (1 - c_exp) / (1 - (a^2 + (1 - a)^2)), with a the
+    higher of the two accuracies: the probability that the second observer copies the first's decision."""
+    kappa, a1, a2 = (np.asarray(x, np.float64) for x in (kappa, acc_a, acc_b))
+    c_exp = a1 * a2 + (1 - a1) * (1 - a2)
+    a = np.maximum(a1, a2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return kappa * (1 - c_exp) / (1 - (a * a + (1 - a) * (1 - a)))
+
+
+# ------------------------------------------------------------------------------------------ the whole matrix
+@dataclasses.dataclass
+class Significance:
+    """Significance and effect sizes of every pair of runs (each an (M, M) array).
+
+    Attributes:
+        kappa, debiased, copy: kappa, the less biased kappa, the copy probability.
+        p_klein, p_exact: raw p-values of the two tests against independence.
+        p_klein_adj, p_exact_adj: corrected over the distinct pairs by ``method``.
+        n: common samples of each pair.
+        runs: run names; subset: which samples; method: correction; n_draws, seed: of Klein's test.
+    """
+
+    kappa: np.ndarray
+    debiased: np.ndarray
+    copy: np.ndarray
+    p_klein: np.ndarray
+    p_exact: np.ndarray
+    p_klein_adj: np.ndarray
+    p_exact_adj: np.ndarray
+    n: np.ndarray
+    runs: tuple[str, ...]
+    subset: str
+    method: str
+    n_draws: int
+    seed: int
+
+
+def significance_matrix(correct: np.ndarray, *, evaluated: np.ndarray | None = None,
+                        samples: np.ndarray | None = None, runs: Sequence[str] | None = None, n_draws: int = 10_000,
+                        seed: int = 0, method: str = "holm", subset: str = "all") -> Significance:
+    """Both tests against independence, corrected, and the effect sizes, for every pair of runs."""
+    n11, na, nb, n = pair_counts(correct, evaluated, samples)
+    st = stats_from_counts(n11, na, nb, n)
+    kappa = np.asarray(st.kappa, np.float64)
+    iu = np.triu_indices(n11.shape[0], 1)
+    if evaluated is None:  # every pair shares the samples: share the null draws per run
+        p_klein = klein_matrix_test(n11, np.diag(n11), int(n[0, 0]) if n.size else 0, n_draws=n_draws, seed=seed)
+    else:
+        p_klein = np.full(n11.shape, np.nan)
+        upper = klein_independence_test(n11[iu], na[iu], nb[iu], n[iu], n_draws=n_draws, seed=seed)
+        p_klein[iu] = p_klein[(iu[1], iu[0])] = upper
+    p_exact = np.full(n11.shape, np.nan)
+    upper = exact_independence_test(n11[iu], na[iu], nb[iu], n[iu])
+    p_exact[iu] = p_exact[(iu[1], iu[0])] = upper
+    m = n11.shape[0]
+    names = tuple(runs) if runs is not None else tuple(f"run{i}" for i in range(m))
+    return Significance(
+        kappa=kappa, debiased=debiased_kappa(kappa, n), copy=copy_probability(kappa, st.acc_a, st.acc_b),
+        p_klein=p_klein, p_exact=p_exact, p_klein_adj=adjust_pair_matrix(p_klein, method),
+        p_exact_adj=adjust_pair_matrix(p_exact, method), n=n, runs=names, subset=subset, method=method,
+        n_draws=n_draws, seed=seed)
+
+
+# ------------------------------------------------------------------------------------------ planning
+def _cells(acc_a: float, acc_b: float, kappa: float) -> np.ndarray:
+    c_exp = acc_a * acc_b + (1 - acc_a) * (1 - acc_b)
+    c_obs = kappa * (1 - c_exp) + c_exp
+    p11 = (c_obs - 1 + acc_a + acc_b) / 2
+    cells = np.array([p11, acc_a - p11, acc_b - p11, 1 - acc_a - acc_b + p11])
+    if (cells < -1e-12).any():
+        raise ValueError(f"kappa {kappa} is impossible for accuracies {acc_a} and {acc_b} (kappa lies between "
+                         "the bounds the two accuracies allow).")
+    return np.clip(cells, 0, 1)
+
+
+def kappa_standard_error(acc_a: float, acc_b: float, kappa: float, n: float) -> float:
+    """Large-sample (delta-method) standard error of kappa for n samples, two observers of these accuracies."""
+    p = _cells(acc_a, acc_b, kappa)
+    p11, p10, p01, p00 = p
+    pa, pb = p11 + p10, p11 + p01
+    pe = pa * pb + (1 - pa) * (1 - pb)
+    po = p11 + p00
+    if np.isclose(pe, 1.0):
+        return 0.0
+    # d kappa / d cell, with po and pe as functions of the four cells
+    dpo = np.array([1.0, 0.0, 0.0, 1.0])
+    dpa = np.array([1.0, 1.0, 0.0, 0.0])
+    dpb = np.array([1.0, 0.0, 1.0, 0.0])
+    dpe = dpa * pb + pa * dpb - dpa * (1 - pb) - (1 - pa) * dpb
+    grad = dpo / (1 - pe) + dpe * (po - 1) / (1 - pe) ** 2  # d kappa, kappa = (po - pe) / (1 - pe)
+    cov = np.diag(p) - np.outer(p, p)
+    return float(np.sqrt(max(grad @ cov @ grad, 0.0) / n))
+
+
+def interval_width(acc_a: float, acc_b: float, kappa: float, n: float) -> float:
+    """Expected width of the 95 % interval of kappa with n samples."""
+    return 2 * Z95 * kappa_standard_error(acc_a, acc_b, kappa, n)
+
+
+def samples_for_width(acc_a: float, acc_b: float, kappa: float, width: float) -> int:
+    """Samples needed for a 95 % interval of kappa no wider than ``width``."""
+    if width <= 0:
+        raise ValueError(f"width must be > 0, got {width}.")
+    unit = kappa_standard_error(acc_a, acc_b, kappa, 1.0)
+    return max(1, int(np.ceil((2 * Z95 * unit / width) ** 2)))
+
+
+# ------------------------------------------------------------------------------------------ differences
+@dataclasses.dataclass
+class KappaDifference:
+    """kappa(base, a) - kappa(base, b) with its paired-bootstrap interval and two-sided p-value."""
+
+    difference: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n_boot: int
+
+
+def kappa_difference(correct: np.ndarray, base: int, a: int, b: int, *, evaluated: np.ndarray | None = None,
+                     samples: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0,
+                     confidence: float = 0.95) -> KappaDifference:
+    """Paired bootstrap over samples for the difference of two kappas that share the base run.
+
+    Every resample draws the same samples for both kappas, so their shared noise cancels. The p-value is
+    two-sided: twice the smaller share of resampled differences on either side of 0.
+    """
+    c = _as_bool(correct, "correct")
+    v = np.ones_like(c) if evaluated is None else _as_bool(evaluated, "evaluated")
+    if samples is not None:
+        keep = np.asarray(samples, bool)
+        c, v = c[:, keep], v[:, keep]
+    rows = [base, a, b]
+    c, v = c[rows], v[rows]
+    n = c.shape[1]
+
+    observed = float(diff_batch(c, v, np.arange(n)[None, :])[0])
+    rng = np.random.default_rng(seed)
+    boots = []
+    for start in range(0, n_boot, 200):
+        k = min(200, n_boot - start)
+        idx = rng.integers(0, n, size=(k, n))
+        boots.append(diff_batch(c, v, idx))
+    d = np.concatenate(boots) if boots else np.array([])
+    alpha = (1 - confidence) / 2
+    lo, hi = (np.nanquantile(d, [alpha, 1 - alpha]) if d.size else (np.nan, np.nan))
+    p = float(min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0)))) if d.size else np.nan
+    return KappaDifference(difference=observed, ci_low=float(lo), ci_high=float(hi), p_value=p, n_boot=n_boot)
+
+
+def diff_batch(c: np.ndarray, v: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """kappa(c[0], c[1]) - kappa(c[0], c[2]) for each row of resample indices ``idx`` (k, n)."""
+    cc, vv = c[:, idx], v[:, idx]  # (3, k, n)
+    both_a, both_b = vv[0] & vv[1], vv[0] & vv[2]
+    ka = _kappa((cc[0] & cc[1] & both_a).sum(-1), (cc[0] & both_a).sum(-1), (cc[1] & both_a).sum(-1),
+                both_a.sum(-1))
+    kb = _kappa((cc[0] & cc[2] & both_b).sum(-1), (cc[0] & both_b).sum(-1), (cc[2] & both_b).sum(-1),
+                both_b.sum(-1))
+    return ka - kb

@@ -1,0 +1,178 @@
+"""Error-consistency statistics (issue 15) against references written here: scipy's Fisher test, a
+trial-by-trial simulation of the null, the formulas, a copy-probability round trip, plain loops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lightning_ddd.analysis.significance import (
+    adjust_pvalues,
+    copy_probability,
+    debiased_kappa,
+    exact_independence_test,
+    interval_width,
+    kappa_difference,
+    klein_independence_test,
+    klein_null_kappas,
+    pair_counts,
+    samples_for_width,
+    significance_matrix,
+)
+
+
+def np_kappa(a, b):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    po = np.mean(a == b)
+    pa, pb = a.mean(), b.mean()
+    pe = pa * pb + (1 - pa) * (1 - pb)
+    return (po - pe) / (1 - pe)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_exact_test_equals_scipy_fisher(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 400))
+    table = rng.multinomial(n, rng.dirichlet(np.ones(4))).reshape(2, 2)
+    n11, n10, n01, _ = table.ravel()
+    p = exact_independence_test(n11, n11 + n10, n11 + n01, n)
+    assert float(p) == pytest.approx(stats.fisher_exact(table).pvalue, rel=1e-6, abs=1e-12)
+
+
+def test_exact_test_on_a_large_table():
+    table = np.array([[20110, 5012], [4904, 19974]])
+    p = exact_independence_test(table[0, 0], table[0].sum(), table[:, 0].sum(), table.sum())
+    assert float(p) == pytest.approx(stats.fisher_exact(table).pvalue, abs=1e-300)
+    table = np.array([[12600, 12400], [12450, 12550]])
+    p = exact_independence_test(table[0, 0], table[0].sum(), table[:, 0].sum(), table.sum())
+    assert float(p) == pytest.approx(stats.fisher_exact(table).pvalue, rel=1e-6)
+
+
+def _trial_by_trial_null(na, nb, n, draws, rng):
+    """The anchor's way: draw both accuracies, then every trial of two independent observers."""
+    out = np.empty(draws)
+    for d in range(draws):
+        p1, p2 = rng.beta(na, n - na), rng.beta(nb, n - nb)
+        out[d] = np_kappa(rng.random(n) < p1, rng.random(n) < p2)
+    return out
+
+
+def test_klein_null_matches_a_trial_by_trial_simulation():
+    rng = np.random.default_rng(1)
+    na, nb, n = 130, 90, 200
+    ours = klein_null_kappas(na, nb, n, n_draws=4000, seed=2)
+    ref = _trial_by_trial_null(na, nb, n, 4000, rng)
+    assert stats.ks_2samp(ours, ref).pvalue > 0.01
+    observed = 0.12
+    p_ours = np.mean(np.abs(ours) >= observed)
+    p_ref = np.mean(np.abs(ref) >= observed)
+    assert abs(p_ours - p_ref) < 4 * np.sqrt(p_ref * (1 - p_ref) / 4000) + 0.005
+
+
+def test_klein_test_detects_dependence_and_not_independence():
+    rng = np.random.default_rng(3)
+    n = 2000
+    a = rng.random(n) < 0.7
+    independent = rng.random(n) < 0.6
+    copying = np.where(rng.random(n) < 0.3, a, rng.random(n) < 0.6)
+    n11, na, nb, nn = pair_counts(np.stack([a, independent, copying]))
+    p = klein_independence_test(n11, na, nb, nn, n_draws=4000, seed=0)
+    assert p[0, 2] < 0.001 and p[0, 1] > 0.01
+
+
+def test_matrix_shares_draws_but_agrees_with_the_per_pair_test():
+    rng = np.random.default_rng(4)
+    c = rng.random((4, 800)) < rng.random(800)
+    s = significance_matrix(c, n_draws=4000, seed=0)
+    n11, na, nb, n = pair_counts(c)
+    iu = np.triu_indices(4, 1)
+    per_pair = klein_independence_test(n11[iu], na[iu], nb[iu], n[iu], n_draws=4000, seed=9)
+    np.testing.assert_allclose(s.p_klein[iu], per_pair, atol=0.04)
+    np.testing.assert_array_equal(s.p_klein, s.p_klein.T)
+    np.testing.assert_allclose(s.p_exact[iu], [stats.fisher_exact(
+        [[n11[i, j], na[i, j] - n11[i, j]], [nb[i, j] - n11[i, j], n[i, j] - na[i, j] - nb[i, j] + n11[i, j]]]
+    ).pvalue for i, j in zip(*iu)], rtol=1e-6)
+
+
+def test_holm_and_benjamini_hochberg_equal_plain_loops():
+    rng = np.random.default_rng(5)
+    p = rng.random(15) ** 3
+    m = p.size
+    order = np.argsort(p)
+    holm = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        holm[i] = running
+    bh = np.empty(m)
+    running = 1.0
+    for rank in range(m - 1, -1, -1):
+        i = order[rank]
+        running = min(running, p[i] * m / (rank + 1))
+        bh[i] = min(running, 1.0)
+    np.testing.assert_allclose(adjust_pvalues(p, "holm"), holm)
+    np.testing.assert_allclose(adjust_pvalues(p, "bh"), bh)
+
+
+def test_debiased_kappa_and_copy_probability_formulas():
+    assert float(debiased_kappa(0.5, 100)) == pytest.approx(100 * 0.5 / (99 + 0.5))
+    a1, a2, k = 0.8, 0.6, 0.3
+    c_exp = a1 * a2 + (1 - a1) * (1 - a2)
+    assert float(copy_probability(k, a1, a2)) == pytest.approx(k * (1 - c_exp) / (1 - (a1 ** 2 + (1 - a1) ** 2)))
+
+
+def test_copy_probability_round_trip():
+    """Observer B copies A's decision with probability 0.4, else answers on its own at A's accuracy."""
+    rng = np.random.default_rng(6)
+    n, copy, acc = 20000, 0.4, 0.7
+    a = rng.random(n) < acc
+    b = np.where(rng.random(n) < copy, a, rng.random(n) < acc)
+    s = significance_matrix(np.stack([a, b]), n_draws=500)
+    est = float(s.copy[0, 1])
+    boots = []
+    for _ in range(200):
+        idx = rng.integers(0, n, n)
+        ss = significance_matrix(np.stack([a[idx], b[idx]]), n_draws=1)
+        boots.append(ss.copy[0, 1])
+    lo, hi = np.quantile(boots, [0.005, 0.995])
+    assert lo <= copy <= hi and abs(est - copy) < 0.03
+
+
+def test_paired_difference_bootstrap_equals_a_plain_loop():
+    rng = np.random.default_rng(7)
+    n = 300
+    base = rng.random(n) < 0.6
+    a = np.where(rng.random(n) < 0.5, base, rng.random(n) < 0.6)
+    b = np.where(rng.random(n) < 0.1, base, rng.random(n) < 0.6)
+    c = np.stack([base, a, b])
+    res = kappa_difference(c, 0, 1, 2, n_boot=400, seed=11)
+    loop_rng = np.random.default_rng(11)
+    diffs = []
+    for start in range(0, 400, 200):
+        for idx in loop_rng.integers(0, n, size=(200, n)):
+            diffs.append(np_kappa(base[idx], a[idx]) - np_kappa(base[idx], b[idx]))
+    diffs = np.array(diffs)
+    assert res.difference == pytest.approx(np_kappa(base, a) - np_kappa(base, b))
+    assert res.ci_low == pytest.approx(np.quantile(diffs, 0.025))
+    assert res.ci_high == pytest.approx(np.quantile(diffs, 0.975))
+    assert res.p_value == pytest.approx(min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))))
+    assert res.ci_low > 0 and res.p_value < 0.01
+
+
+@pytest.mark.parametrize("a1, a2, kappa", [(0.7, 0.7, 0.3), (0.9, 0.6, 0.1), (0.55, 0.5, 0.6)])
+def test_planning_width_matches_simulation(a1, a2, kappa):
+    n = 2000
+    c_exp = a1 * a2 + (1 - a1) * (1 - a2)
+    p11 = (kappa * (1 - c_exp) + c_exp - 1 + a1 + a2) / 2
+    cells = [p11, a1 - p11, a2 - p11, 1 - a1 - a2 + p11]
+    rng = np.random.default_rng(8)
+    t = rng.multinomial(n, cells, size=20000)
+    po = (t[:, 0] + t[:, 3]) / n
+    pa, pb = (t[:, 0] + t[:, 1]) / n, (t[:, 0] + t[:, 2]) / n
+    pe = pa * pb + (1 - pa) * (1 - pb)
+    k = (po - pe) / (1 - pe)
+    sim = np.quantile(k, 0.975) - np.quantile(k, 0.025)
+    assert interval_width(a1, a2, kappa, n) == pytest.approx(sim, rel=0.08)
+    need = samples_for_width(a1, a2, kappa, 0.1)
+    assert interval_width(a1, a2, kappa, need) <= 0.1 < interval_width(a1, a2, kappa, need - 1)
