@@ -72,10 +72,48 @@ def cmd_repair(a: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- plan
+def cmd_plan(a: argparse.Namespace) -> int:
+    from lightning_ddd.analysis.significance import interval_width, samples_for_width
+
+    for name, value in (("--acc", a.acc[0]), ("--acc", a.acc[1])):
+        if not 0 < value < 1:
+            raise UserError(f"{name} takes two accuracies strictly between 0 and 1, got {a.acc}.")
+    if not -1 < a.kappa < 1:
+        raise UserError(f"--kappa must lie strictly between -1 and 1, got {a.kappa}.")
+    if a.n is not None and a.n < 2:
+        raise UserError(f"--n must be >= 2, got {a.n}.")
+    if a.width is not None and a.width <= 0:
+        raise UserError(f"--width must be > 0, got {a.width}.")
+    a1, a2 = a.acc
+    out: dict[str, Any] = {"acc": [a1, a2], "kappa": a.kappa}
+    try:
+        if a.n is not None:
+            out["n"] = a.n
+            out["width_95"] = interval_width(a1, a2, a.kappa, a.n)
+        width = a.width if a.width is not None else (2 * abs(a.kappa) if a.kappa else None)
+        if width is not None:
+            out["target_width"] = width
+            out["n_needed"] = samples_for_width(a1, a2, a.kappa, width)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    if a.json:
+        print(json.dumps(out))
+        return 0
+    if "width_95" in out:
+        print(f"{a.n} samples: expected 95 % interval of kappa {a.kappa:g} is {out['width_95']:.3f} wide "
+              f"(+/- {out['width_95'] / 2:.3f}).")
+    if "n_needed" in out:
+        what = "to exclude 0" if a.width is None else f"for a width of {width:g}"
+        print(f"samples needed {what}: {out['n_needed']}.")
+    return 0
+
+
 # -------------------------------------------------------------------------------------------- report
 def _check_ranges(a: argparse.Namespace) -> None:
     """Refuse options outside their range, one line each."""
-    for name, low in (("tolerance", 0), ("bootstrap", 0), ("per_run_limit", 1), ("seed", 0), ("epochs", 1)):
+    for name, low in (("tolerance", 0), ("bootstrap", 0), ("per_run_limit", 1), ("seed", 0), ("epochs", 1),
+                      ("null_draws", 0)):
         value = getattr(a, name, None)
         if value is not None and value < low:
             flag = "--" + name.replace("_", "-")
@@ -145,7 +183,8 @@ def _options(a: argparse.Namespace) -> Any:
                          tolerance=a.tolerance, base=a.base,
                          conditions=conditions, label_errors=label_errors,
                          exclude_label_errors=a.exclude_label_errors, reference=a.reference,
-                         n_boot=a.bootstrap, per_run_limit=a.per_run_limit, seed=a.seed,
+                         n_boot=a.bootstrap, per_run_limit=a.per_run_limit, seed=a.seed, null_draws=a.null_draws,
+                         p_adjust=a.p_adjust,
                          progress=_progress(a.quiet or a.json))
 
 
@@ -263,6 +302,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser("plan", help="how many samples a kappa needs: expected 95 %% interval width, or n for a width")
+    p.add_argument("--acc", type=float, nargs=2, required=True, metavar=("A1", "A2"), help="the two accuracies")
+    p.add_argument("--kappa", type=float, required=True, help="the expected kappa")
+    p.add_argument("--n", type=int, default=None, help="samples: print the expected 95 %% interval width")
+    p.add_argument("--width", type=float, default=None,
+                   help="target width of the 95 %% interval: print the samples needed (default: 2 |kappa|, "
+                        "i.e. an interval that excludes 0)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(func=cmd_plan)
+
     p = sub.add_parser("repair", help="merge rows a recorder parked in <store>.pending/ into the store")
     p.add_argument("stores", nargs="+", help="store files, directories or glob patterns")
     p.set_defaults(func=cmd_repair)
@@ -282,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for intervals (default 1000)")
     p.add_argument("--per-run-limit", type=int, default=3, help="runs (base first) with per-run figures (default 3)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--null-draws", type=int, default=10_000,
+                   help="null kappas per pair for Klein et al.'s test against independence (default 10000; 0 skips)")
+    p.add_argument("--p-adjust", choices=("holm", "bh"), default="holm",
+                   help="correction of the pairs' p-values: Holm (default) or Benjamini-Hochberg")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("export", help="one row per sample: category, first-learned, forgetting, data map, AUM, k")

@@ -176,3 +176,40 @@ def test_planning_width_matches_simulation(a1, a2, kappa):
     assert interval_width(a1, a2, kappa, n) == pytest.approx(sim, rel=0.08)
     need = samples_for_width(a1, a2, kappa, 0.1)
     assert interval_width(a1, a2, kappa, need) <= 0.1 < interval_width(a1, a2, kappa, need - 1)
+
+
+def test_report_carries_the_statistics(tmp_path, capsys):
+    import json
+
+    from synthetic_stores import write_runs
+
+    from lightning_ddd.analysis import load_runs, runs_at_row
+    from lightning_ddd.cli import main
+
+    names = ["base", "init-1", "init-2", "lr-1", "lr-2", "arch"]
+    folder = write_runs(tmp_path / "stores", names)
+    cond = tmp_path / "c.json"
+    cond.write_text(json.dumps({n: n.split("-")[0] for n in names}))
+    out = tmp_path / "rep"
+    assert main(["report", str(folder), "--out", str(out), "--quiet", "--bootstrap", "200", "--null-draws", "2000",
+                 "--base", "base", "--conditions", str(cond)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    m = runs_at_row(load_runs(folder, fields=()))
+    ref = significance_matrix(m.correct, runs=m.runs, n_draws=2000, seed=0)
+    got = np.array(s["significance"]["all"]["p_exact_adj"], dtype=float)
+    np.testing.assert_allclose(np.nan_to_num(got, nan=-1), np.nan_to_num(ref.p_exact_adj, nan=-1))
+    np.testing.assert_allclose(np.array(s["significance"]["all"]["copy_probability"], dtype=float)[0, 1],
+                               ref.copy[0, 1])
+    assert "in_between" in s["significance"]
+    rows = s["condition_differences"]["pairs"]["all"]
+    assert {frozenset((r["a"], r["b"])) for r in rows} == {frozenset(p) for p in
+                                                             (("init", "lr"), ("init", "arch"), ("lr", "arch"))}
+    assert all(0 <= r["p_adj"] <= 1 and r["ci_low"] <= r["difference"] <= r["ci_high"] for r in rows)
+    page = (out / "index.html").read_text()
+    assert "p Klein (adj.)" in page and "Do conditions differ" in page
+    capsys.readouterr()
+    assert main(["plan", "--acc", "0.7", "0.65", "--kappa", "0.2", "--n", "500", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["width_95"] == pytest.approx(interval_width(0.7, 0.65, 0.2, 500))
+    assert plan["n_needed"] == samples_for_width(0.7, 0.65, 0.2, 0.4)
+    assert main(["plan", "--acc", "0.7", "1.5", "--kappa", "0.2"]) == 1

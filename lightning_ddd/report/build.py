@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from lightning_ddd.analysis import (
+    adjust_pvalues,
     align_rows,
+    bootstrap_kappa,
     check_same_dataset,
     check_tolerance,
     compare_to_binomial,
@@ -28,8 +30,11 @@ from lightning_ddd.analysis import (
     label_error_shares,
     load_runs,
     load_trajectory,
+    pair_counts,
     pairwise_consistency,
     runs_at_row,
+    samples_for_width,
+    significance_matrix,
     summarize_difficulty,
     summarize_dynamics,
     upto_row,
@@ -56,6 +61,8 @@ class ReportOptions:
         n_boot: bootstrap resamples for intervals.
         per_run_limit: runs (the base first) that get per-run figures.
         seed: bootstrap seed.
+        null_draws: null kappas per pair for Klein et al.'s test against independence (0: skip it).
+        p_adjust: correction of the pairs' p-values, ``"holm"`` or ``"bh"``.
         all_rows: per-run outputs (categories, forgetting, first-learned, data maps, AUM, samples.csv) use
             every recorded row instead of the rows up to the comparison epoch.
         epoch_source: where ``epoch`` came from, for the page (``"--epoch"``, ``"conditions file"``).
@@ -74,6 +81,8 @@ class ReportOptions:
     n_boot: int = 1000
     per_run_limit: int = 3
     seed: int = 0
+    null_draws: int = 10_000
+    p_adjust: str = "holm"
     all_rows: bool = False
     epoch_source: str = "--epoch"
     progress: Callable[[str], None] = lambda msg: None
@@ -226,6 +235,7 @@ def analyse(inputs: Sequence[str], opts: ReportOptions) -> tuple[dict[str, Any],
             le = label_error_shares(difficulty.labels, opts.label_errors)
             summary["label_errors"] = dataclasses.asdict(le)
 
+    _significance(summary, arrays, m, keep, names, opts)
     conditions = opts.conditions
     if conditions == "auto":
         conditions = auto_conditions(names)
@@ -240,7 +250,90 @@ def analyse(inputs: Sequence[str], opts: ReportOptions) -> tuple[dict[str, Any],
                 cc = condition_consistency(res.kappa, labels)
                 summary["conditions"][key] = dataclasses.asdict(cc)
         arrays["conditions"] = labels
+        _condition_differences(summary, m, keep, arrays, labels, base_i, opts)
     return _finish(summary, arrays, opts, runs, base_i, full_runs)
+
+
+def _significance(summary: dict[str, Any], arrays: dict[str, Any], m: Any, keep: np.ndarray, names: list[str],
+                  opts: ReportOptions) -> None:
+    """Both tests against independence (corrected), the less biased kappa and the copy probability, for all and
+    for in-between samples; a note when the in-between subset is too small to exclude 0."""
+    subsets = {"all": keep}
+    if "difficulty" in arrays:
+        subsets["in_between"] = arrays["difficulty"].in_between & keep
+    summary["significance"] = {}
+    for key, samples in subsets.items():
+        if samples.sum() < 2:
+            continue
+        opts.progress(f"significance against independence ({key.replace('_', '-')}, {opts.null_draws} null draws)")
+        s = significance_matrix(m.correct, evaluated=m.evaluated, samples=samples, runs=names,
+                                n_draws=max(1, opts.null_draws), seed=opts.seed, method=opts.p_adjust, subset=key)
+        entry = {"method": s.method, "n_draws": opts.null_draws, "p_exact": s.p_exact, "p_exact_adj": s.p_exact_adj,
+                 "debiased_kappa": s.debiased, "copy_probability": s.copy, "n": s.n,
+                 "chance": (s.p_exact_adj >= 0.05) & ~np.eye(len(names), dtype=bool)}
+        if opts.null_draws > 0:
+            entry.update(p_klein=s.p_klein, p_klein_adj=s.p_klein_adj)
+            entry["chance"] = entry["chance"] | ((s.p_klein_adj >= 0.05) & ~np.eye(len(names), dtype=bool))
+        summary["significance"][key] = entry
+        arrays[f"chance_{key}"] = entry["chance"]
+    mid = summary["significance"].get("in_between")
+    if mid is not None:
+        short = []
+        n11, na, nb, n = pair_counts(m.correct, m.evaluated, subsets["in_between"])
+        for i in range(len(names)):
+            for j in range(i + 1, len(names)):
+                k = float(mid["debiased_kappa"][i, j]) if np.isfinite(mid["debiased_kappa"][i, j]) else 0.0
+                if n[i, j] < 2 or not np.isfinite(k) or abs(k) < 1e-6:
+                    continue
+                a1, a2 = na[i, j] / n[i, j], nb[i, j] / n[i, j]
+                try:
+                    needed = samples_for_width(a1, a2, float(np.clip(k, -0.99, 0.99)), 2 * abs(k))
+                except ValueError:
+                    continue
+                if needed > n[i, j]:
+                    short.append(needed)
+        if short:
+            summary["notes"].append(
+                f"The in-between subset ({int(subsets['in_between'].sum())} samples) is too small for the 95 % "
+                f"intervals of {len(short)} pair(s) to exclude 0 at their observed kappa (they would need up to "
+                f"{max(short)} samples; `lightning-ddd plan` computes this for given accuracies and kappa).")
+
+
+def _condition_differences(summary: dict[str, Any], m: Any, keep: np.ndarray, arrays: dict[str, Any],
+                           labels: list[str], base_i: int, opts: ReportOptions) -> None:
+    """Is a condition's consistency with the base run different from another's? A paired bootstrap over
+    samples of the difference of their mean kappas with the base (runs of the base's own condition excluded)."""
+    base_label = labels[base_i]
+    conds = [c for c in dict.fromkeys(labels) if c != base_label]
+    if len(conds) < 2 or opts.n_boot < 1:
+        return
+    subsets = {"all": keep}
+    if "difficulty" in arrays:
+        subsets["in_between"] = arrays["difficulty"].in_between & keep
+    out: dict[str, Any] = {}
+    for key, samples in subsets.items():
+        if samples.sum() < 2:
+            continue
+        boot = bootstrap_kappa(m.correct[:, samples], evaluated=m.evaluated[:, samples], n_boot=opts.n_boot,
+                               seed=opts.seed + 1)[:, base_i, :]  # (B, M): every run's kappa with the base
+        full = pairwise_consistency(m.correct, evaluated=m.evaluated, samples=samples, n_boot=0).kappa[base_i]
+        idx = {c: [i for i, lab in enumerate(labels) if lab == c and i != base_i] for c in conds}
+        rows = []
+        for x in range(len(conds)):
+            for y in range(x + 1, len(conds)):
+                a, b = conds[x], conds[y]
+                d_boot = np.nanmean(boot[:, idx[a]], axis=1) - np.nanmean(boot[:, idx[b]], axis=1)
+                d = float(np.nanmean(full[idx[a]]) - np.nanmean(full[idx[b]]))
+                lo, hi = np.nanquantile(d_boot, [0.025, 0.975])
+                p = float(min(1.0, 2 * min(np.mean(d_boot <= 0), np.mean(d_boot >= 0))))
+                rows.append({"a": a, "b": b, "difference": d, "ci_low": float(lo), "ci_high": float(hi),
+                             "p": p})
+        p_adj = adjust_pvalues(np.array([r["p"] for r in rows]), opts.p_adjust)
+        for r, pa in zip(rows, p_adj):
+            r["p_adj"] = float(pa)
+        out[key] = rows
+    summary["condition_differences"] = {"base": base_label, "method": opts.p_adjust, "n_boot": opts.n_boot,
+                                        "pairs": out}
 
 
 def _plus_epochs(base_full: Trajectory, at: int, samples: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -415,6 +508,7 @@ def _write_figures(summary: dict[str, Any], arrays: dict[str, Any], folder: Path
         mid = cm.kappa if cm is not None else np.full_like(ca.kappa, np.nan)
         _save(F.plot_kappa_heatmaps(ca.kappa, mid, ca.runs, ci_all=(ca.ci_low, ca.ci_high),
                                     ci_mid=None if cm is None else (cm.ci_low, cm.ci_high),
+                                    chance_all=arrays.get("chance_all"), chance_mid=arrays.get("chance_in_between"),
                                     title=f"Error consistency at {ca.row} (left: all samples; right: in-between)")[0],
               folder, "kappa_heatmaps", figs, "Kappa for every pair of runs, all samples and in-between only "
               "(Figure 5), one colour scale.")

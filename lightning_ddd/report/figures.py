@@ -108,16 +108,27 @@ def plot_k_histogram(observed: np.ndarray, binomial: np.ndarray, n_runs: int, me
 def plot_kappa_heatmaps(kappa_all: np.ndarray, kappa_mid: np.ndarray, names: Sequence[str], *,
                         ci_all: tuple[np.ndarray, np.ndarray] | None = None,
                         ci_mid: tuple[np.ndarray, np.ndarray] | None = None,
+                        chance_all: np.ndarray | None = None, chance_mid: np.ndarray | None = None,
                         title: str = "Error consistency") -> tuple[Any, Any]:
-    """Two kappa heat maps on one colour scale: all samples, and in-between samples only (paper Figure 5)."""
+    """Two kappa heat maps on one colour scale: all samples, and in-between samples only (paper Figure 5).
+
+    ``chance_all`` / ``chance_mid``: (M, M) bool, pairs not distinguishable from independent observers; their
+    cells are hatched."""
     m = len(names)
     side = min(4 + 0.25 * m, 8)  # fonts stay legible at any number of runs: ticks thin out instead
     fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1, side), layout="constrained")
     vmin = float(np.nanmin([np.nanmin(kappa_all), np.nanmin(kappa_mid), 0.0]))
     im = None
-    for ax, mat, ci, label in ((axes[0], kappa_all, ci_all, "all samples"),
-                               (axes[1], kappa_mid, ci_mid, "in-between samples only")):
+    for ax, mat, ci, chance, label in ((axes[0], kappa_all, ci_all, chance_all, "all samples"),
+                                       (axes[1], kappa_mid, ci_mid, chance_mid, "in-between samples only")):
         im = ax.imshow(mat, vmin=vmin, vmax=1, cmap="viridis", interpolation="nearest")
+        if chance is not None and chance.any():
+            from matplotlib.patches import Rectangle
+
+            for i, j in zip(*np.nonzero(chance)):
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="white",
+                                       linewidth=0))
+            label += " (hatched: not distinguishable from independence)"
         step = max(1, m // 20)
         ax.set_xticks(range(0, m, step), [names[i] for i in range(0, m, step)], rotation=90, fontsize=7)
         ax.set_yticks(range(0, m, step), [names[i] for i in range(0, m, step)], fontsize=7)

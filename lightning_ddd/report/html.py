@@ -79,15 +79,28 @@ def render_html(s: dict[str, Any]) -> str:
             c = s["consistency"].get(key)
             if c is None or len(runs) > 30:
                 continue
+            sig = s.get("significance", {}).get(key, {})
             rows = []
             for i in range(len(runs)):
                 for j in range(i + 1, len(runs)):
                     rows.append([runs[i], runs[j], c["kappa"][i][j], c["ci_low"][i][j], c["ci_high"][i][j],
+                                 sig["debiased_kappa"][i][j] if sig else None,
+                                 sig["copy_probability"][i][j] if sig else None,
+                                 sig["p_klein_adj"][i][j] if "p_klein_adj" in sig else None,
+                                 sig["p_exact_adj"][i][j] if sig else None,
                                  c["observed"][i][j], c["expected"][i][j], c["kappa_min"][i][j], c["kappa_max"][i][j]])
             parts.append(f"<h3>{label} ({c['n_samples']} samples, {c['n_boot']} bootstrap resamples, "
                          f"{int(100 * c['confidence'])} % intervals)</h3>")
-            parts.append(_table(["run a", "run b", "kappa", "low", "high", "c_obs", "c_exp", "kappa min",
-                                 "kappa max"], rows))
+            if sig:
+                parts.append(
+                    f"<p>p-values against independent observers, corrected for the {len(runs) * (len(runs) - 1) // 2}"
+                    f" pairs ({'Holm' if sig['method'] == 'holm' else 'Benjamini-Hochberg'}): Klein et al.'s test "
+                    f"({sig['n_draws']} null draws; accuracies from their Beta posteriors) and the exact test given "
+                    "both accuracies. Less biased kappa: n&kappa;/((n&minus;1)+&kappa;); copy probability: the "
+                    "chance that one run copies the other's decision (Klein et al. 2025).</p>")
+            parts.append(_table(["run a", "run b", "kappa", "low", "high", "kappa (less biased)", "copy prob.",
+                                 "p Klein (adj.)", "p exact (adj.)", "c_obs", "c_exp", "kappa min", "kappa max"],
+                                rows))
     if "consistency" in s and "in_between" in s["consistency"]:
         ref = s.get("k", {}).get("reference_runs")
         own = ref is not None and sorted(ref) == sorted(s["runs"])
@@ -101,6 +114,17 @@ def render_html(s: dict[str, Any]) -> str:
                 if own else
                 f"The in-between samples were chosen by {len(ref or [])} reference run(s) (--reference), not by the "
                 "runs whose kappa is measured, so the selection does not lower kappa by construction.") + "</p>")
+    if "condition_differences" in s:
+        cd = s["condition_differences"]
+        parts.append("<h2>Do conditions differ in their consistency with the base condition?</h2>")
+        parts.append(f"<p>Difference of the mean kappa with {_e(cd['base'])} of two conditions, paired bootstrap over "
+                     f"samples ({cd['n_boot']} resamples), p-values corrected over the condition pairs "
+                     f"({'Holm' if cd['method'] == 'holm' else 'Benjamini-Hochberg'}).</p>")
+        for key, rows in cd["pairs"].items():
+            parts.append(f"<h3>{'all samples' if key == 'all' else 'in-between samples'}</h3>")
+            parts.append(_table(["condition a", "condition b", "kappa a - kappa b", "low", "high", "p", "p (adj.)"],
+                                [[r["a"], r["b"], r["difference"], r["ci_low"], r["ci_high"], r["p"], r["p_adj"]]
+                                 for r in rows]))
     if "plus_epochs" in s:
         parts.append("<h2>+n epochs: the base run with itself later</h2>")
         rows = [[f"+{p['n']:g}", p["epoch"], p.get("kappa_all"), p.get("kappa_in_between")] for p in s["plus_epochs"]]
