@@ -1,0 +1,89 @@
+"""Speed of the error-consistency tests, side by side in one process.
+
+(1) Klein et al.'s test with 10,000 null draws for every pair of 100 runs x 50,000 samples (target < 5 s);
+(2) the exact conditional test for the same pairs (target < 2 s);
+(3) against a trial-by-trial simulation of the null as in the anchor's code (each null kappa draws every
+    trial of both observers), timed on a few pairs and extrapolated per null kappa (target >= 1,000x), with
+    the p-values of those pairs compared (they must agree within Monte-Carlo error).
+
+Usage: python benchmarks/significance_speed.py [--runs 100] [--samples 50000] [--draws 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from lightning_ddd.analysis.significance import (
+    exact_independence_test,
+    klein_independence_test,
+    klein_matrix_test,
+    pair_counts,
+)
+
+
+def trial_by_trial_p(na: float, nb: float, n: int, observed: float, draws: int, rng: np.random.Generator) -> float:
+    """The anchor's way: for each null draw, sample both accuracies, then every trial of both observers."""
+    hits = 0
+    for _ in range(draws):
+        p1, p2 = rng.beta(na, n - na), rng.beta(nb, n - nb)
+        a, b = rng.random(n) < p1, rng.random(n) < p2
+        po = np.mean(a == b)
+        pa, pb = a.mean(), b.mean()
+        pe = pa * pb + (1 - pa) * (1 - pb)
+        hits += abs((po - pe) / (1 - pe)) >= observed - 1e-12
+    return hits / draws
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--samples", type=int, default=50_000)
+    p.add_argument("--draws", type=int, default=10_000)
+    p.add_argument("--reference-draws", type=int, default=300)
+    a = p.parse_args()
+    rng = np.random.default_rng(0)
+    ease = rng.random(a.samples)
+    correct = rng.random((a.runs, a.samples)) < ease  # shared difficulty: pairs far from independence
+    # a few pairs near independence too, so the comparison covers p-values away from 0
+    correct[1] = rng.random(a.samples) < 0.6
+    correct[2] = np.where(rng.random(a.samples) < 0.02, correct[1], rng.random(a.samples) < 0.6)
+    n11, na, nb, n = pair_counts(correct)
+    pairs = a.runs * (a.runs - 1) // 2
+    t = time.perf_counter()
+    pk = klein_matrix_test(n11, np.diag(n11), a.samples, n_draws=a.draws, seed=0)
+    t_klein = time.perf_counter() - t
+    iu = np.triu_indices(a.runs, 1)
+    t = time.perf_counter()
+    exact_independence_test(n11[iu], na[iu], nb[iu], n[iu])
+    t_exact = time.perf_counter() - t
+    print(f"(1) Klein et al.'s test, {a.draws} null draws, {pairs} pairs of {a.runs} runs x {a.samples} samples: "
+          f"{t_klein:.2f} s ({t_klein / (pairs * a.draws) * 1e9:.0f} ns per null kappa; target < 5 s)")
+    print(f"(2) exact conditional test, {pairs} pairs: {t_exact:.2f} s (target < 2 s)")
+    ref_rng = np.random.default_rng(1)
+    chosen = [(1, 2), (0, 3)]
+    t = time.perf_counter()
+    ref = []
+    for i, j in chosen:
+        st = klein_independence_test(n11[i, j], na[i, j], nb[i, j], n[i, j], n_draws=1, seed=0)  # warm
+        del st
+        k = n11[i, j]
+        po = (2 * k + a.samples - na[i, j] - nb[i, j]) / a.samples
+        pa_, pb_ = na[i, j] / a.samples, nb[i, j] / a.samples
+        pe = pa_ * pb_ + (1 - pa_) * (1 - pb_)
+        ref.append(trial_by_trial_p(na[i, j], nb[i, j], a.samples, abs((po - pe) / (1 - pe)), a.reference_draws,
+                                    ref_rng))
+    t_ref = (time.perf_counter() - t) / (len(chosen) * a.reference_draws)
+    per_ours = t_klein / (pairs * a.draws)
+    print(f"(3) trial-by-trial null: {t_ref * 1e6:.0f} us per null kappa vs {per_ours * 1e9:.0f} ns here: "
+          f"{t_ref / per_ours:,.0f}x (target >= 1,000x)")
+    for (i, j), r in zip(chosen, ref):
+        se = np.sqrt(max(r * (1 - r), 1 / a.reference_draws) / a.reference_draws)
+        print(f"    pair ({i}, {j}): p = {pk[i, j]:.4f} here, {r:.4f} trial by trial "
+              f"(Monte-Carlo s.e. of the latter {se:.4f})")
+
+
+if __name__ == "__main__":
+    main()
