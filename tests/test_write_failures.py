@@ -44,11 +44,13 @@ def _fill(folder: Path, leave: int) -> Path:
 class DiskEvents(pl.Callback):
     """At the end of given training epochs: fill the disk, free it, or turn it read-only / writable."""
 
-    def __init__(self, folder: Path, events: dict[int, str]) -> None:
-        self.folder, self.events = folder, events
+    def __init__(self, folder: Path, events: dict[int, str], recorder: DecisionRecorder) -> None:
+        self.folder, self.events, self.recorder = folder, events, recorder
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         what = self.events.get(trainer.current_epoch)
+        if what:
+            self.recorder.flush()  # the epoch's row is written first: no race with the background writer
         if what == "fill":
             _fill(self.folder, 512 * 1024)
         elif what == "free":
@@ -64,7 +66,8 @@ def _fit(mnt: Path, tmp_path: Path, events: dict[int, str], epochs: int = 5):
     ref = ReferenceEval(x, y)
     rec = DecisionRecorder(mnt / "ddd", run_name="run", pending_timeout=1.0)
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_epochs=1)
-    t = trainer(tmp_path, [rec, DiskEvents(mnt, events), ref, ckpt], max_epochs=epochs, enable_checkpointing=True)
+    t = trainer(tmp_path, [rec, DiskEvents(mnt, events, rec), ref, ckpt], max_epochs=epochs,
+                enable_checkpointing=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         t.fit(DigitsClassifier(lr=0.05), train, val)
