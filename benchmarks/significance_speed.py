@@ -42,7 +42,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--samples", type=int, default=50_000)
     p.add_argument("--draws", type=int, default=10_000)
-    p.add_argument("--reference-draws", type=int, default=300)
+    p.add_argument("--reference-draws", type=int, default=1000)
     a = p.parse_args()
     rng = np.random.default_rng(0)
     ease = rng.random(a.samples)
