@@ -27,6 +27,15 @@ def _fmt(v: Any) -> str:
     return _e(v)
 
 
+def _p(value: Any, draws: int | None = None) -> str:
+    """A p-value as text: a Monte-Carlo p of 0 is ``< 1/draws``; tiny exact p-values in scientific notation."""
+    if value is None:
+        return "–"
+    if draws and value == 0:
+        return f"< {1 / draws:.0e}"
+    return f"{value:.4f}" if value >= 1e-4 else f"{value:.1e}"
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in r) + "</tr>" for r in rows)
@@ -86,8 +95,8 @@ def render_html(s: dict[str, Any]) -> str:
                     rows.append([runs[i], runs[j], c["kappa"][i][j], c["ci_low"][i][j], c["ci_high"][i][j],
                                  sig["debiased_kappa"][i][j] if sig else None,
                                  sig["copy_probability"][i][j] if sig else None,
-                                 sig["p_klein_adj"][i][j] if "p_klein_adj" in sig else None,
-                                 sig["p_exact_adj"][i][j] if sig else None,
+                                 _p(sig["p_klein_adj"][i][j], sig["n_draws"]) if "p_klein_adj" in sig else None,
+                                 _p(sig["p_exact_adj"][i][j]) if sig else None,
                                  c["observed"][i][j], c["expected"][i][j], c["kappa_min"][i][j], c["kappa_max"][i][j]])
             parts.append(f"<h3>{label} ({c['n_samples']} samples, {c['n_boot']} bootstrap resamples, "
                          f"{int(100 * c['confidence'])} % intervals)</h3>")
