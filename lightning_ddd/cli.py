@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 from collections.abc import Sequence
@@ -119,7 +120,7 @@ def _check_ranges(a: argparse.Namespace) -> None:
             flag = "--" + name.replace("_", "-")
             raise UserError(f"{flag} must be an integer >= {low}, got {value}.")
     epoch = getattr(a, "epoch", None)
-    if epoch is not None and not (epoch >= 0 and epoch == epoch and epoch != float("inf")):
+    if epoch is not None and not (math.isfinite(epoch) and epoch >= 0):
         raise UserError(f"--epoch must be a finite number >= 0, got {epoch}.")
 
 
@@ -258,10 +259,12 @@ def cmd_export(a: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- demo
 def cmd_demo(a: argparse.Namespace) -> int:
     from lightning_ddd.demo.experiment import run_demo
-    from lightning_ddd.outputs import check_folder_output
+    from lightning_ddd.outputs import check_folder_output, mark_folder
 
     _check_ranges(a)
     check_folder_output(a.out, "demo", force=a.force)
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    mark_folder(a.out, "demo")  # a rerun continues it (finished runs are skipped)
     result = run_demo(a.out, epochs=a.epochs, quick=a.quick, seed=a.seed, progress=_progress(a.quiet),
                       report=not a.no_report)
     if a.json:

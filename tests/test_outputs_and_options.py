@@ -232,3 +232,15 @@ def test_pending_rows_are_visible_and_merged_by_repair(tmp_path, capsys):
     assert s.pending_rows == 0 and s.info("val").num_rows == 4
     np.testing.assert_array_equal(s.read("val", "correct")[-1], correct)
     assert not pending_dir(path).exists()
+
+
+def test_demo_reruns_in_its_own_folder(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("lightning")
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--quick", "--no-report", "--quiet", "--epochs", "1"]
+    assert main(args) == 0
+    first = {p.name: p.stat().st_mtime_ns for p in (out / "stores").iterdir()}
+    capsys.readouterr()
+    assert main(args) == 0  # its own folder: continued, finished runs skipped, nothing rewritten
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "stores").iterdir()} == first

@@ -330,3 +330,18 @@ def test_a_first_epoch_that_fails_leaves_nothing_that_blocks_the_rerun(tmp_path)
     rec = DecisionRecorder(tmp_path, run_name="r")
     trainer(tmp_path, [rec, ref], max_epochs=1).fit(DigitsClassifier(lr=0.05), train, val)
     assert_store_matches(rec.store_path, ref)
+
+
+def test_two_class_softmax_is_never_mistaken_for_a_single_sigmoid_output():
+    import torch as t
+
+    from lightning_ddd.capture.decisions import compute_decisions, decisions_from_probabilities
+
+    targets = t.tensor([0, 1, 1])
+    two = compute_decisions(t.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), targets)  # certain softmax rows
+    fixed = decisions_from_probabilities(two.out_target.numpy(), two.out_other.numpy(), targets.numpy(), 2)
+    assert fixed["pred"] is None  # the argmax stands; p(target) = 1 everywhere, not "p > 0.5 of class 1"
+    one = compute_decisions(t.tensor([0.9, 0.2, 0.7]), targets)  # one sigmoid output
+    fixed = decisions_from_probabilities(one.out_target.numpy(), one.out_other.numpy(), targets.numpy(), 2)
+    np.testing.assert_array_equal(fixed["pred"], [1, 0, 1])
+    np.testing.assert_allclose(fixed["loss"], -np.log([0.1, 0.2, 0.7]), rtol=1e-6)

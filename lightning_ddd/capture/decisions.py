@@ -21,7 +21,7 @@ class Decisions:
         finite: bool, all logits of the sample are finite.
         target_ok: bool, the target lies in [0, num_classes).
         out_target: float32 raw output of the target class (binary: the raw output itself).
-        out_other: float32 largest raw output of another class (binary: 0).
+        out_other: float32 largest raw output of another class (binary: NaN, which marks a single output).
         prob_like: bool, the sample's outputs could be probabilities (all in [0, 1]; rows of a multi-class
             output also sum to 1): the epoch is read as probabilities when every sample's are.
     """
@@ -82,7 +82,7 @@ def compute_decisions(logits: torch.Tensor, targets: torch.Tensor) -> Decisions:
         loss = F.softplus(-margin)  # binary cross-entropy with logits
         finite = torch.isfinite(z)
         hit = pred == t
-        out_target, out_other = z, torch.zeros_like(z)
+        out_target, out_other = z, torch.full_like(z, float("nan"))  # NaN: one output, not two classes
         prob_like = (z >= 0) & (z <= 1)
     else:
         pred = z.argmax(dim=1)
@@ -110,7 +110,7 @@ def decisions_from_probabilities(out_target: np.ndarray, out_other: np.ndarray, 
 
     Args:
         out_target: (N,) raw output of the target class (binary: the output, p(class 1)).
-        out_other: (N,) largest raw output of another class (unused for binary).
+        out_other: (N,) largest raw output of another class; NaN for a single (binary) output.
         targets: (N,) targets (-1 where not evaluated).
         num_classes: classes of the output (2 for binary).
 
@@ -119,7 +119,8 @@ def decisions_from_probabilities(out_target: np.ndarray, out_other: np.ndarray, 
     """
     tiny = np.float32(1e-38)
     p = np.asarray(out_target, np.float64)
-    if num_classes == 2 and not np.any(out_other):
+    evaluated = np.asarray(targets) >= 0
+    if num_classes == 2 and np.isnan(np.asarray(out_other)[evaluated]).all():
         pred = (p > 0.5).astype(np.int64)
         p_target = np.where(targets == 1, p, 1 - p)
         p_other = 1 - p_target

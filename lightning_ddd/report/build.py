@@ -140,13 +140,12 @@ def analyse(inputs: Sequence[str], opts: ReportOptions) -> tuple[dict[str, Any],
                                "label_errors_excluded": int((~keep).sum())}
     arrays: dict[str, Any] = {"base_i": base_i, "keep": keep}
 
-    from lightning_ddd.store.writer import pending_dir
+    from lightning_ddd.store.writer import pending_dir, pending_files
 
     for t in runs:
-        folder = pending_dir(t.path)
-        pending = sum(1 for p in folder.iterdir() if p.suffix == ".npz") if folder.is_dir() else 0
+        pending = len(pending_files(t.path))
         if pending:
-            msg = (f"Run {t.name!r}: {pending} row(s) pending in {folder} are not in this report; run "
+            msg = (f"Run {t.name!r}: {pending} row(s) pending in {pending_dir(t.path)} are not in this report; run "
                    f"`lightning-ddd repair {t.path}` to merge them.")
             summary["notes"].append(msg)
             opts.progress(msg)

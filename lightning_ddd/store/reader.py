@@ -22,7 +22,7 @@ import numpy as np
 from lightning_ddd.store import format as fmt
 from lightning_ddd.store.errors import StoreError, StoreFormatError
 from lightning_ddd.store.validate import CheckedStore, check_store
-from lightning_ddd.store.writer import pending_dir
+from lightning_ddd.store.writer import pending_files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,8 +248,7 @@ class DecisionStore:
         They are not part of :meth:`read` until merged: by the recorder's next append or resume, or by
         ``lightning-ddd repair <store>``.
         """
-        folder = pending_dir(self.path)
-        return sum(1 for p in folder.iterdir() if p.suffix == ".npz") if folder.is_dir() else 0
+        return len(pending_files(self.path))
 
     def describe(self) -> dict[str, Any]:
         """Return a JSON-serialisable summary: run, format, splits, rows, fields, metadata."""

@@ -61,6 +61,14 @@ def pending_dir(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + ".pending")
 
 
+def pending_files(path: str | os.PathLike) -> list[Path]:
+    """The side files of the store at ``path`` that wait to be appended, oldest step first."""
+    folder = pending_dir(path)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix == ".npz")
+
+
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -491,10 +499,7 @@ class StoreWriter:
 
     def pending_files(self) -> list[Path]:
         """Return the side files waiting to be appended, oldest step first."""
-        folder = pending_dir(self.path)
-        if not folder.is_dir():
-            return []
-        return sorted(p for p in folder.iterdir() if p.suffix == ".npz")
+        return pending_files(self.path)
 
     def replay_pending(self, quiet: bool = False) -> bool:
         """Append rows saved in side files.
