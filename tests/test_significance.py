@@ -15,6 +15,7 @@ from lightning_ddd.analysis.significance import (
     interval_width,
     kappa_difference,
     klein_independence_test,
+    klein_matrix_test,
     klein_null_kappas,
     pair_counts,
     samples_for_width,
@@ -213,3 +214,28 @@ def test_report_carries_the_statistics(tmp_path, capsys):
     assert plan["width_95"] == pytest.approx(interval_width(0.7, 0.65, 0.2, 500))
     assert plan["n_needed"] == samples_for_width(0.7, 0.65, 0.2, 0.4)
     assert main(["plan", "--acc", "0.7", "1.5", "--kappa", "0.2"]) == 1
+
+
+def test_skipped_replicates_and_threads_do_not_change_the_klein_test():
+    """The Hoeffding skip only leaves out replicates that cannot hit; threads never change a seeded result."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    ease = rng.random(n)
+    c = rng.random((6, n)) < ease  # dependent pairs: p = 0, most replicates skipped
+    c[4] = rng.random(n) < 0.6
+    c[5] = np.where(rng.random(n) < 0.03, c[4], rng.random(n) < 0.6)  # weak dependence: p away from 0 and 1
+    n11, _, _, _ = pair_counts(c)
+    k = np.diag(n11)
+    full = klein_matrix_test(n11, k, n, n_draws=20_000, seed=1, skip_below=0.0)
+    skipped = klein_matrix_test(n11, k, n, n_draws=20_000, seed=1)
+    iu = np.triu_indices(6, 1)
+    se = np.sqrt(np.maximum(full[iu] * (1 - full[iu]), 1 / 20_000) / 20_000)
+    assert np.all(np.abs(full[iu] - skipped[iu]) <= 5 * np.sqrt(2) * se)
+    assert 0.005 < full[4, 5] < 0.995 and full[0, 1] == 0.0
+    one = klein_matrix_test(n11, k, n, n_draws=5000, seed=2, workers=1, chunk=5000)
+    two = klein_matrix_test(n11, k, n, n_draws=5000, seed=2, workers=2, chunk=5000)
+    np.testing.assert_array_equal(one, two)
+    n11_, na_, nb_, nn_ = pair_counts(c)
+    a = klein_independence_test(n11_[iu], na_[iu], nb_[iu], nn_[iu], n_draws=5000, seed=3, workers=1, chunk=5000)
+    b = klein_independence_test(n11_[iu], na_[iu], nb_[iu], nn_[iu], n_draws=5000, seed=3, workers=2, chunk=5000)
+    np.testing.assert_array_equal(a, b)

@@ -6,8 +6,10 @@ Consistency" (arXiv 2507.06645), implemented from the formulas, vectorised over 
 * **Klein et al.'s test against independent observers.** Under the null the two runs are independent
   binomial observers whose accuracies are unknown: draw p1 ~ Beta(k1, n - k1), p2 ~ Beta(k2, n - k2), then the
   2x2 counts as one multinomial draw with cell probabilities p1 p2, p1 (1 - p2), (1 - p1) p2,
-  (1 - p1)(1 - p2) (O(1) per null kappa, never a trial-by-trial simulation). The p-value is the share of null
-  kappas with |kappa| >= |observed|.
+  (1 - p1)(1 - p2) (O(1) per null kappa, never a trial-by-trial simulation). The draw is made as each
+  observer's correct count k' ~ Binomial(n, p), shared by every pair a run belongs to, then the both-correct
+  count ~ Hypergeometric given both (the same distribution); replicates whose hit Hoeffding's bound makes
+  less likely than 1e-15 are not drawn. The p-value is the share of null kappas with |kappa| >= |observed|.
 * **An exact test conditional on both accuracies.** Given both marginals, n11 is hypergeometric; the
   two-sided p-value sums the probabilities of every table no more likely than the observed one (Fisher's).
 * **Multiple pairs**: Holm's step-down correction (default) or Benjamini-Hochberg's false discovery rate.
@@ -22,7 +24,9 @@ Consistency" (arXiv 2507.06645), implemented from the formulas, vectorised over 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -60,28 +64,84 @@ def _kappa(n11: np.ndarray, na: np.ndarray, nb: np.ndarray, n: np.ndarray) -> np
     return np.asarray(stats_from_counts(n11, na, nb, n).kappa, dtype=np.float64)
 
 
-def _null_abs_kappa(s11: np.ndarray, k1: np.ndarray, k2: np.ndarray, n: float) -> np.ndarray:
-    """|kappa| of null tables, lean (the hot loop of the test); kappa is 1 where both runs are constant and
-    equal, as in :func:`~lightning_ddd.analysis.kappa.stats_from_counts`."""
-    pa = k1 / n
-    pb = k2 / n
-    pe = pa * pb + (1 - pa) * (1 - pb)
-    po = (2 * s11 + (n - k1 - k2)) / n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        k = np.abs((po - pe) / (1 - pe))
-    return np.where(pe >= 1 - 1e-12, 1.0, k)
+# A null replicate is skipped only when Hoeffding's bound for sampling without replacement makes a hit less
+# likely than this; over 10,000 draws for every pair of 100 runs the chance that any skipped replicate would
+# have been a hit is below 5e-8, so the p-values equal in distribution those of the full simulation.
+SKIP_BELOW = 1e-15
+
+
+def _null_hits(k1: np.ndarray, k2: np.ndarray, n: np.ndarray, observed: np.ndarray, rng: np.random.Generator,
+               skip_below: float = SKIP_BELOW) -> np.ndarray:
+    """How many null tables per row have |kappa| >= observed (the hot loop of Klein et al.'s test).
+
+    Under the null, given the correct counts k1', k2' of the two independent observers, the both-correct count
+    s11 is hypergeometric (the correct trials of each observer are uniform random subsets, drawn
+    independently), so each null table costs one draw. With E = k1' k2' / n, kappa = 2 (s11 - E) / (n (1 - pe)),
+    a hit is |s11 - E| >= t with t = |kappa_obs| n (1 - pe) / 2. Replicates with Hoeffding's bound
+    2 exp(-2 t^2 / m) below ``skip_below`` (m the smallest of k1', k2', n - k1', n - k2') are counted as misses
+    without a draw; kappa is 1 where both observers are constant and equal, as in
+    :func:`~lightning_ddd.analysis.kappa.stats_from_counts`.
+
+    Args:
+        k1, k2: (P, D) correct counts of the null tables.
+        n: (P, 1) or scalar number of samples.
+        observed: (P,) observed |kappa|.
+        rng: random generator for the hypergeometric draws.
+        skip_below: the bound under which a replicate is not drawn (0 draws every one).
+
+    Returns:
+        (P,) hit counts.
+    """
+    nf = np.asarray(n, np.float64)
+    pe = (k1 * k2 + (nf - k1) * (nf - k2)) / (nf * nf)
+    t = (observed[:, None] - 1e-12) * nf * (1 - pe) / 2
+    m = np.minimum(np.minimum(k1, k2), np.minimum(nf - k1, nf - k2))
+    certain = (t <= 0) | (pe >= 1 - 1e-12)
+    draw = ~certain & (m > 0)
+    if skip_below > 0:
+        draw &= 2 * t * t <= m * np.log(2 / skip_below)
+    hits = np.count_nonzero(certain, axis=1)
+    rows, cols = np.nonzero(draw)
+    if rows.size:
+        a, b = k1[rows, cols].astype(np.int64), k2[rows, cols].astype(np.int64)
+        nn = np.broadcast_to(np.asarray(n, np.int64), k1.shape)[rows, cols]
+        s11 = rng.hypergeometric(b, nn - b, a)
+        hit = np.abs(s11 - a * (b / nn)) >= t[rows, cols]
+        hits += np.bincount(rows[hit], minlength=k1.shape[0])
+    return hits
+
+
+def _workers(workers: int | None) -> int:
+    return max(1, min(8, os.cpu_count() or 1)) if workers is None else max(1, int(workers))
+
+
+def _run_chunks(job: Callable[[int, np.random.Generator], None], n_chunks: int, seed_seq: np.random.SeedSequence,
+                workers: int | None) -> None:
+    """Run ``job(chunk, rng)`` for every chunk on threads; chunk c always gets the c-th spawned generator, so the
+    result does not depend on the number of threads (numpy's draws and arithmetic release the GIL)."""
+    gens = [np.random.default_rng(s) for s in seed_seq.spawn(n_chunks)]
+    w = min(_workers(workers), n_chunks)
+    if w <= 1:
+        for c in range(n_chunks):
+            job(c, gens[c])
+        return
+    with ThreadPoolExecutor(w) as ex:
+        for f in [ex.submit(job, c, gens[c]) for c in range(n_chunks)]:
+            f.result()
 
 
 # ------------------------------------------------------------------------------------------ tests
 def klein_independence_test(n11: np.ndarray, na: np.ndarray, nb: np.ndarray, n: np.ndarray, *,
-                            n_draws: int = 10_000, seed: int = 0, chunk: int = 2_000_000) -> np.ndarray:
+                            n_draws: int = 10_000, seed: int = 0, chunk: int = 1_000_000,
+                            workers: int | None = None) -> np.ndarray:
     """Klein et al.'s Monte-Carlo test of independent binomial observers, vectorised over pairs and draws.
 
     Args:
         n11, na, nb, n: counts of each pair (any equal shapes).
         n_draws: null kappas per pair.
-        seed: random seed.
+        seed: random seed (the result does not depend on ``workers``).
         chunk: null draws per vectorised step (memory bound).
+        workers: threads (default: the CPU count, at most 8).
 
     Returns:
         p-values (the share of null kappas at least as extreme as the observed one), NaN without samples.
@@ -90,57 +150,60 @@ def klein_independence_test(n11: np.ndarray, na: np.ndarray, nb: np.ndarray, n: 
     shape = n11.shape
     n11, na, nb, n = n11.ravel(), na.ravel(), nb.ravel(), n.ravel()
     observed = np.abs(_kappa(n11, na, nb, n))
-    rng = np.random.default_rng(seed)
     hits = np.zeros(n11.size)
     ok = n > 0
     pairs = np.flatnonzero(ok)
     per = max(1, chunk // max(1, n_draws))
-    for start in range(0, pairs.size, per):
-        idx = pairs[start:start + per]
-        nn = np.repeat(n[idx], n_draws).astype(np.int64)
+    starts = list(range(0, pairs.size, per))
+
+    def job(c: int, rng: np.random.Generator) -> None:
+        idx = pairs[starts[c]:starts[c] + per]
+        nn = n[idx, None]
         # accuracy posteriors Beta(k, n - k); a run all right or all wrong has a degenerate posterior
-        a1, b1 = np.repeat(na[idx], n_draws), np.repeat(n[idx] - na[idx], n_draws)
-        a2, b2 = np.repeat(nb[idx], n_draws), np.repeat(n[idx] - nb[idx], n_draws)
-        p1 = _beta(rng, a1, b1)
-        p2 = _beta(rng, a2, b2)
-        # one multinomial draw per null table, as three conditional binomials
-        k1 = rng.binomial(nn, p1)
-        s11 = rng.binomial(k1, p2)
-        s01 = rng.binomial(nn - k1, p2)
-        null = np.abs(_kappa(s11, k1, s11 + s01, nn)).reshape(idx.size, n_draws)
-        hits[idx] = np.sum(null >= observed[idx, None] - 1e-12, axis=1)
+        p1 = _beta(rng, np.repeat(na[idx], n_draws), np.repeat(n[idx] - na[idx], n_draws)).reshape(idx.size, -1)
+        p2 = _beta(rng, np.repeat(nb[idx], n_draws), np.repeat(n[idx] - nb[idx], n_draws)).reshape(idx.size, -1)
+        k1 = rng.binomial(nn.astype(np.int64), p1).astype(np.float64)
+        k2 = rng.binomial(nn.astype(np.int64), p2).astype(np.float64)
+        hits[idx] = _null_hits(k1, k2, nn, observed[idx], rng)
+
+    _run_chunks(job, len(starts), np.random.SeedSequence(seed), workers)
     p = np.where(ok, hits / max(1, n_draws), np.nan)
     return p.reshape(shape)
 
 
 def klein_null_kappas(na: float, nb: float, n: int, *, n_draws: int = 10_000, seed: int = 0) -> np.ndarray:
     """Null kappas of one pair under Klein et al.'s independent-observer model (the test's reference
-    distribution): accuracies from their Beta posteriors, then one multinomial 2x2 table each."""
+    distribution), drawn as the test draws them: accuracies from their Beta posteriors, each observer's correct
+    count from its binomial, then the both-correct count from the hypergeometric given both."""
     rng = np.random.default_rng(seed)
     p1 = _beta(rng, np.full(n_draws, float(na)), np.full(n_draws, float(n - na)))
     p2 = _beta(rng, np.full(n_draws, float(nb)), np.full(n_draws, float(n - nb)))
     k1 = rng.binomial(n, p1)
-    s11 = rng.binomial(k1, p2)
-    s01 = rng.binomial(n - k1, p2)
-    return _kappa(s11, k1, s11 + s01, np.float64(n))
+    k2 = rng.binomial(n, p2)
+    s11 = rng.hypergeometric(k2, n - k2, k1)
+    return _kappa(s11, k1, k2, np.float64(n))
 
 
 def klein_matrix_test(n11: np.ndarray, k: np.ndarray, n: int, *, n_draws: int = 10_000, seed: int = 0,
-                      chunk: int = 4_000_000) -> np.ndarray:
+                      chunk: int = 1_000_000, workers: int | None = None,
+                      skip_below: float = SKIP_BELOW) -> np.ndarray:
     """Klein et al.'s test for every pair of M runs evaluated on the same n samples, sharing draws per run.
 
     Each run's accuracy posterior draw p ~ Beta(k, n - k) and its correct count k' ~ Binomial(n, p) are drawn
     once per null replicate and reused by every pair it belongs to (each pair's null distribution is
-    unchanged; only the pairs' p-values become correlated). Per pair and replicate there remain two
-    binomials: both correct s11 ~ Binomial(k'_i, p_j) and s01 ~ Binomial(n - k'_i, p_j).
+    unchanged; only the pairs' p-values become correlated). Per pair and replicate there remains one draw:
+    the both-correct count, hypergeometric given k'_i and k'_j, skipped where Hoeffding's bound makes a hit
+    less likely than ``skip_below`` (see :func:`_null_hits`).
 
     Args:
         n11: (M, M) both-correct counts.
         k: (M,) correct counts.
         n: the common number of samples.
         n_draws: null replicates.
-        seed: random seed.
+        seed: random seed (the result does not depend on ``workers``).
         chunk: pair-replicates per vectorised step.
+        workers: threads (default: the CPU count, at most 8).
+        skip_below: see :func:`_null_hits` (0 draws every replicate).
 
     Returns:
         (M, M) p-values (diagonal NaN).
@@ -150,20 +213,22 @@ def klein_matrix_test(n11: np.ndarray, k: np.ndarray, n: int, *, n_draws: int = 
     out = np.full((m, m), np.nan)
     if n <= 0 or m < 2:
         return out
-    rng = np.random.default_rng(seed)
+    seq = np.random.SeedSequence(seed)
+    per_run, per_pair = seq.spawn(2)
+    rng = np.random.default_rng(per_run)
     p = _beta(rng, np.repeat(k, n_draws), np.repeat(n - k, n_draws)).reshape(m, n_draws)
-    kk = rng.binomial(n, p)  # (M, D)
+    kk = rng.binomial(n, p).astype(np.float64)  # (M, D)
     iu, ju = np.triu_indices(m, 1)
     observed = np.abs(_kappa(n11[iu, ju], k[iu], k[ju], np.full(iu.size, float(n))))
     hits = np.zeros(iu.size)
     per = max(1, chunk // n_draws)
-    for start in range(0, iu.size, per):
-        a, b = iu[start:start + per], ju[start:start + per]
-        k1, p2 = kk[a], p[b]
-        s11 = rng.binomial(k1, p2)
-        s01 = rng.binomial(n - k1, p2)
-        null = _null_abs_kappa(s11, k1, s11 + s01, float(n))
-        hits[start:start + per] = np.count_nonzero(null >= observed[start:start + per, None] - 1e-12, axis=1)
+    starts = list(range(0, iu.size, per))
+
+    def job(c: int, g: np.random.Generator) -> None:
+        sl = slice(starts[c], starts[c] + per)
+        hits[sl] = _null_hits(kk[iu[sl]], kk[ju[sl]], np.float64(n), observed[sl], g, skip_below)
+
+    _run_chunks(job, len(starts), per_pair, workers)
     out[iu, ju] = out[ju, iu] = hits / n_draws
     return out
 
