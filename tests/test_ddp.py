@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import FileReference, assert_store_matches, digits_loaders, load_file_reference, trainer, val_tensors
 from torch.utils.data import DataLoader
@@ -32,6 +33,12 @@ def test_ddp_rows_equal_single_process_evaluation(tmp_path, strategy, ids):
     s = DecisionStore(tmp_path / "ddp.h5")
     assert s.metadata["world_size"] == 2
     assert not (tmp_path / "ddp.h5.lock").exists()
+    # every rank's thumbnails, by id: the digits themselves (8 x 8, stretched to their own range)
+    assert s.thumbnail_mask("val").all()
+    xs = x.numpy()[:, 0]
+    lo, hi = xs.min(axis=(1, 2), keepdims=True), xs.max(axis=(1, 2), keepdims=True)
+    ref_thumbs = np.round((xs - lo) / np.maximum(hi - lo, 1e-12) * 255)
+    assert np.abs(s.thumbnails("val")[..., 0].astype(int) - ref_thumbs).max() <= 1
 
 
 def test_plain_ddp_from_a_script(tmp_path):

@@ -30,11 +30,13 @@ class BatchRecord:
         logits: (B, C) logits, or (B,) / (B, 1) binary logits.
         targets: (B,) integer targets.
         ids: (B,) integer sample ids, or None to take them from the dataloader's sampler.
+        images: optional (B, 1 or 3, H, W) images (float or uint8) for the store's thumbnails.
     """
 
     logits: torch.Tensor
     targets: torch.Tensor
     ids: torch.Tensor | None = None
+    images: torch.Tensor | None = None
 
 
 def _batch_size(batch: Any) -> int | None:

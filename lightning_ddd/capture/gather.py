@@ -51,7 +51,8 @@ AllGather = Callable[[torch.Tensor], torch.Tensor]
 """A collective ``all_gather(tensor) -> (world, *tensor.shape)``, e.g. the Trainer's ``strategy.all_gather``."""
 
 
-def _gather_padded(local: torch.Tensor, sizes: list[int], all_gather: AllGather) -> list[torch.Tensor]:
+def gather_padded(local: torch.Tensor, sizes: list[int], all_gather: AllGather) -> list[torch.Tensor]:
+    """Every rank's rows of ``local`` (ranks may hold different numbers: padded to the largest, then cut)."""
     biggest = max(sizes)
     padded = torch.zeros((biggest, local.shape[1]), dtype=local.dtype, device=local.device)
     padded[: local.shape[0]] = local
@@ -73,8 +74,8 @@ def gather_epoch(buffer: DeviceBuffer, all_gather: AllGather | None = None) -> E
     if all_gather is not None:
         size = torch.tensor([ints.shape[0]], dtype=torch.int64, device=ints.device)
         sizes = [int(s) for s in all_gather(size).reshape(-1).cpu().tolist()]
-        ints = torch.cat(_gather_padded(ints, sizes, all_gather))
-        floats = torch.cat(_gather_padded(floats, sizes, all_gather))
+        ints = torch.cat(gather_padded(ints, sizes, all_gather))
+        floats = torch.cat(gather_padded(floats, sizes, all_gather))
     return merge_presentations(buffer.num_samples, ints.cpu().numpy(), floats.cpu().numpy())
 
 

@@ -29,6 +29,7 @@ from lightning_ddd.capture.extract import (
     logits_from_output,
 )
 from lightning_ddd.capture.gather import EpochArrays
+from lightning_ddd.capture.thumbnails import ThumbnailOptions, find_images
 from lightning_ddd.live.summaries import LiveSummaries, WandbOptions
 from lightning_ddd.recorder.split_recorder import SplitRecorder
 from lightning_ddd.recorder.store_session import StoreSession
@@ -123,6 +124,10 @@ class DecisionRecorderCore:
         train_split: str = "train",
         pending_timeout: float = 30.0,
         outputs: str = "auto",
+        thumbnails: bool | ThumbnailOptions = True,
+        thumbnail_size: int = 64,
+        thumbnails_max_mb: float = 1024.0,
+        class_names: list[str] | dict[str, list[str]] | None = None,
     ) -> None:
         if precision not in _PRECISIONS:
             raise ValueError(
@@ -168,6 +173,18 @@ class DecisionRecorderCore:
         self.train_split = train_split
         self.pending_timeout = float(pending_timeout)
         self.outputs = outputs
+        if isinstance(thumbnails, ThumbnailOptions):
+            self.thumbnails = thumbnails
+        else:
+            self.thumbnails = ThumbnailOptions(enabled=bool(thumbnails), size=thumbnail_size, max_mb=thumbnails_max_mb,
+                                               unnormalize=self.wandb.thumbnail_unnormalize)
+        if class_names is not None and not (
+                (isinstance(class_names, (list, tuple)) and all(isinstance(c, str) for c in class_names))
+                or (isinstance(class_names, dict) and all(isinstance(v, (list, tuple)) for v in class_names.values()))):
+            raise ValueError("DecisionRecorder(class_names=...) must be a list of strings (index = class) or a dict "
+                             f"of such lists by split name, got {type(class_names).__name__}.")
+        self.class_names = class_names
+        self._warned_thumbnails: set[str] = set()
         self._session = StoreSession(self.dirpath, run_name, precision=precision, locking=locking,
                                      overwrite=overwrite, burn_in=burn_in, flip_threshold=flip_threshold)
         self._live = LiveSummaries(prefix=log_prefix, log=log_summaries, burn_in=burn_in,
@@ -271,7 +288,13 @@ class DecisionRecorderCore:
                 "DecisionRecorder.extract_batch for other layouts."
             )
         return BatchRecord(logits=logits, targets=targets,
-                           ids=find_ids(batch, with_index=self._with_index(dataloader_idx)))
+                           ids=find_ids(batch, with_index=self._with_index(dataloader_idx)), images=find_images(batch))
+
+    def _class_names(self, split: str) -> list[str] | None:
+        if isinstance(self.class_names, dict):
+            names = self.class_names.get(split)
+            return list(names) if names is not None else None
+        return list(self.class_names) if self.class_names is not None else None
 
     def _with_index(self, dataloader_idx: int) -> bool:
         split = self._train if dataloader_idx < 0 else self._val.get(dataloader_idx)
@@ -372,6 +395,9 @@ class DecisionRecorderCore:
         step, epoch = self._session.row_key(int(trainer.global_step), epoch)
         row = split.row(arrays, classes=classes, global_step=step, epoch=epoch, flags=flags,
                         record_loss=self.record_loss, record_margin=self.record_margin)
+        if split.thumb_note and split.name not in self._warned_thumbnails:
+            self._warned_thumbnails.add(split.name)
+            self._pl.utilities.rank_zero_warn(split.thumb_note)
         self._session.write(trainer, row)
         self._live.update(pl_module, split.name, arrays, row.epoch, int(row.flags), train=split.train)
         if not split.train:
@@ -464,7 +490,7 @@ class DecisionRecorderCore:
             split = self._val.get(i)
             if split is None or split.name != name:
                 split = self._val[i] = SplitRecorder(name)
-            split.start(loader, pl_module.device)
+            split.start(loader, pl_module.device, self.thumbnails, self._class_names(name))
 
     def on_validation_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int,
                                   dataloader_idx: int = 0) -> None:
@@ -496,7 +522,8 @@ class DecisionRecorderCore:
         """Prepare the training-split recorder (``record_train=True``)."""
         self._train_active = bool(self.record_train) and not getattr(trainer, "fast_dev_run", False)
         if self._train_active:
-            self._train.start(trainer.train_dataloader, pl_module.device)
+            self._train.start(trainer.train_dataloader, pl_module.device,
+                              self.thumbnails if self.thumbnails.train else None, self._class_names(self.train_split))
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         """Start capturing forward outputs of this training batch."""

@@ -34,7 +34,20 @@ Args:
         rows) at every n-th row and for the last row at the end of fit; histograms and the category chart
         are logged every row.
     wandb_artifact_max_mb: upload the store as an artifact below this size; above it, log a reference.
-    thumbnail_unnormalize: ``(mean, std)`` per channel to undo before showing thumbnails in the table.
+    thumbnail_unnormalize: ``(mean, std)`` per channel to undo before making thumbnails (the store's and
+        the W&B table's); without it, float images are scaled per image (min-max), uint8 images by /255.
+    thumbnails: keep one small thumbnail per validation sample in the store (the first time its id is seen),
+        for galleries, the sample explorer and W&B tables away from the data. Made when the inputs are images
+        ((B, 1 or 3, H, W), float or uint8, ``batch[0]`` or an ``image``/``x``/``pixel_values`` key; or
+        ``BatchRecord.images`` from an overridden ``extract_batch``), downsampled on the device and moved
+        with the epoch's one transfer. ``False`` switches them off; a
+        :class:`~lightning_ddd.capture.thumbnails.ThumbnailOptions` sets everything (``train=True`` for the
+        training split, off by default).
+    thumbnail_size: the long side of a thumbnail in pixels (default 64; never larger than the image).
+    thumbnails_max_mb: the most one split's thumbnails may take raw (default 1024); the size shrinks to fit,
+        down to 8 px, else a warning and no thumbnails. 50,000 ImageNet images at 64 px: 586 MiB raw.
+    class_names: class names (index = class), or a dict of them by split, kept in the store for the report;
+        by default the dataset's ``classes`` (torchvision's convention) when it has them.
     record_train: also record each training presentation (in train mode) as one row per epoch of the split
         ``train_split`` (forgetting events, data maps and AUM in Toneva et al.'s and Swayamdipta et al.'s
         sense). Ids come from the batch (``WithIndex``, an ``index`` key) or, exactly, from a sequential

@@ -19,6 +19,13 @@ from lightning_ddd.capture.decisions import compute_decisions, decisions_from_pr
 from lightning_ddd.capture.extract import ITERABLE_IDS_HINT, MISSING_IDS_HINT, BatchRecord, class_targets
 from lightning_ddd.capture.gather import AllGather, EpochArrays, gather_epoch
 from lightning_ddd.capture.sampler_ids import SamplerIds
+from lightning_ddd.capture.thumbnails import (
+    ThumbnailBuffer,
+    ThumbnailOptions,
+    dataset_class_names,
+    gather_thumbnails,
+    size_for_budget,
+)
 from lightning_ddd.store.format import RowFlag
 from lightning_ddd.store.row import Row
 from lightning_ddd.with_index import WithIndex
@@ -44,14 +51,28 @@ class SplitRecorder:
         self.ids_source: SamplerIds | Exception | None = None
         self.with_index = False
         self.num_classes = 0
+        self.thumbs: ThumbnailBuffer | None = None
+        self.thumb_options: ThumbnailOptions | None = None
+        self.thumb_saved: np.ndarray | None = None  # ids whose thumbnail went into a row
+        self.thumb_note: str | None = None  # why thumbnails were switched off (for one warning)
+        self.epoch_thumbs: tuple[np.ndarray, np.ndarray] | None = None
+        self.class_names: list[str] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {"name": self.name, "train": self.train, "buffer": None, "ids_source": None, "with_index": False,
-                "num_classes": 0}
+                "num_classes": 0, "thumbs": None, "thumb_options": None, "thumb_saved": None, "thumb_note": None,
+                "epoch_thumbs": None, "class_names": None}
 
     # ------------------------------------------------------------------ epoch start
-    def start(self, loader: Any, device: torch.device | str) -> None:
+    def start(self, loader: Any, device: torch.device | str, thumbnails: ThumbnailOptions | None = None,
+              class_names: list[str] | None = None) -> None:
         """Prepare for an epoch over ``loader``.
+
+        Args:
+            loader: the split's dataloader.
+            device: the model's device (where the buffers live).
+            thumbnails: keep thumbnails of this split's images until every id has one (None: never).
+            class_names: the class names to keep with the split (default: the dataset's ``classes``).
 
         Raises:
             ValueError: the dataset has no length (the store needs the number of samples).
@@ -77,6 +98,32 @@ class SplitRecorder:
             hint = f"DecisionRecorder: batches of split {self.name!r} carry no sample ids. {ITERABLE_IDS_HINT}"
             self.ids_source = ValueError(hint) if iterable else err
         self.num_classes = 0
+        self.class_names = class_names or dataset_class_names(dataset)
+        if self.thumb_saved is None or self.thumb_saved.size != n:
+            self.thumb_saved = np.zeros(n, bool)
+        wanted = thumbnails is not None and thumbnails.enabled and self.thumb_note is None
+        if wanted and not self.thumb_saved.all():
+            if self.thumbs is None or self.thumb_options is not thumbnails:
+                assert thumbnails is not None
+                self.thumbs = ThumbnailBuffer(thumbnails.size, thumbnails.unnormalize)
+                self.thumbs.size = 0  # sized from the first batch's images
+            self.thumbs.reset()
+        else:
+            self.thumbs = None
+        self.thumb_options = thumbnails
+
+    def _add_thumbnails(self, images: torch.Tensor, ids: torch.Tensor) -> None:
+        assert self.thumbs is not None and self.buffer is not None and self.thumb_options is not None
+        if self.thumbs.size == 0:  # the first images: the largest size within the budget
+            c, h, w = (int(v) for v in images.shape[1:])
+            o = self.thumb_options
+            self.thumbs.size = size_for_budget(self.buffer.num_samples, h, w, c, o.size, o.max_mb)
+            if self.thumbs.size == 0:
+                self.thumb_note = (f"DecisionRecorder: no thumbnails for split {self.name!r}: "
+                                   f"{self.buffer.num_samples} images of 8 px exceed thumbnails_max_mb={o.max_mb:g}.")
+                self.thumbs = None
+                return
+        self.thumbs.add(images, ids)
 
     # ------------------------------------------------------------------ per batch
     def add(self, record: BatchRecord, batch_idx: int) -> None:
@@ -103,12 +150,19 @@ class SplitRecorder:
             ids = source.batch(batch_idx)
         targets = class_targets(record.targets, classes)
         self.buffer.add(compute_decisions(record.logits, targets), targets, ids)
+        if self.thumbs is not None and record.images is not None:
+            self._add_thumbnails(record.images, ids)
 
     # ------------------------------------------------------------------ epoch end
     def gather(self, all_gather: AllGather | None) -> EpochArrays:
         """Every rank's presentations merged by id (a collective: call on every rank)."""
         assert self.buffer is not None, "start() was not called"
-        return gather_epoch(self.buffer, all_gather)
+        arrays = gather_epoch(self.buffer, all_gather)
+        self.epoch_thumbs = None
+        if self.thumbs is not None:
+            self.epoch_thumbs = gather_thumbnails(self.thumbs, self.buffer.device, all_gather)
+            self.thumbs.reset()
+        return arrays
 
     def check(self, a: EpochArrays, classes: int) -> RowFlag:
         """Raise on invalid ids, ambiguous ids or targets out of range; flag non-finite logits.
@@ -159,14 +213,27 @@ class SplitRecorder:
         """The store's row for this epoch."""
         if self.train:
             flags |= RowFlag.TRAIN_PRESENTATIONS
+        thumb_ids = thumbs = None
+        if self.epoch_thumbs is not None and self.thumb_saved is not None:
+            ids, images = self.epoch_thumbs
+            ok = (ids >= 0) & (ids < self.thumb_saved.size)
+            ids, first = np.unique(ids[ok], return_index=True)
+            images = images[ok][first]
+            fresh = ~self.thumb_saved[ids]
+            thumb_ids, thumbs = ids[fresh], images[fresh]
+            self.thumb_saved[thumb_ids] = True
+            self.epoch_thumbs = None
         return Row(
             split=self.name, global_step=global_step, epoch=epoch, flags=flags, num_classes=classes,
             evaluated=a.evaluated, correct=a.correct, pred=a.pred, targets=a.targets,
             loss=a.loss if record_loss else None, margin=a.margin if record_margin else None,
             presentations=np.minimum(a.presentations, 255).astype(np.uint8) if self.train else None,
+            thumbnail_ids=thumb_ids, thumbnails=thumbs, class_names=self.class_names,
         )
 
     def release(self) -> None:
         """Free the device buffer and the sampler's indices."""
         self.buffer = None
         self.ids_source = None
+        self.thumbs = None
+        self.epoch_thumbs = None

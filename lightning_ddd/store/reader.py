@@ -241,6 +241,76 @@ class DecisionStore:
                         out[name] = group[name][int(r)]
                 yield out
 
+    # ------------------------------------------------------------------ thumbnails and class names
+    def class_names(self, split: str) -> list[str] | None:
+        """The split's class names (index = class) when the recorder knew them, else None.
+
+        Raises:
+            StoreFormatError: the attribute is not a JSON list of strings.
+        """
+        self._split(split)
+        with self._reading() as f:
+            raw = f[fmt.SPLITS_GROUP][split].attrs.get("class_names")
+        if raw is None:
+            return None
+        try:
+            names = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+        except ValueError:
+            names = None
+        if not isinstance(names, list) or not all(isinstance(c, str) for c in names):
+            raise StoreFormatError(f"Split {split!r} of {str(self.path)!r}: attribute 'class_names' is not a JSON "
+                                   "list of strings; the file is damaged (the rows are unaffected).")
+        return names
+
+    def thumbnail_mask(self, split: str) -> np.ndarray | None:
+        """Which ids have a thumbnail, (N,) bool, or None when the split holds no thumbnails.
+
+        Raises:
+            StoreFormatError: the thumbnail datasets are damaged (the rows are unaffected).
+        """
+        info = self._split(split)
+        with self._reading() as f:
+            group = f[fmt.SPLITS_GROUP][split]
+            if "thumbnails" not in group or "has_thumbnail" not in group:
+                return None
+            ds, has = group["thumbnails"], group["has_thumbnail"]
+            ok = (isinstance(ds, h5py.Dataset) and isinstance(has, h5py.Dataset) and ds.dtype == np.uint8
+                  and ds.ndim == 4 and ds.shape[0] == info.num_samples and ds.shape[3] in (1, 3)
+                  and has.shape == (info.num_samples,) and has.dtype.kind in "bu")
+            if not ok:
+                raise StoreFormatError(
+                    f"Split {split!r} of {str(self.path)!r}: the thumbnail datasets are damaged (thumbnails "
+                    f"{getattr(ds, 'dtype', '?')} {getattr(ds, 'shape', '?')}, has_thumbnail "
+                    f"{getattr(has, 'shape', '?')}; expected uint8 ({info.num_samples}, h, w, 1 or 3) and "
+                    f"({info.num_samples},)). The rows are unaffected.")
+            return has[()].astype(bool)
+
+    def thumbnails(self, split: str, ids: np.ndarray | None = None) -> np.ndarray:
+        """Thumbnails (K, h, w, C) uint8 of the given ids (all by default); an id without one is all zeros.
+
+        Raises:
+            KeyError: the split holds no thumbnails.
+            StoreFormatError: the thumbnail datasets are damaged.
+        """
+        if self.thumbnail_mask(split) is None:
+            raise KeyError(f"Split {split!r} of {str(self.path)!r} holds no thumbnails.")
+        with self._reading() as f:
+            ds = f[fmt.SPLITS_GROUP][split]["thumbnails"]
+            if ids is None:
+                return ds[()]
+            ids = np.asarray(ids, np.int64)
+            if ids.size and (ids.min() < 0 or ids.max() >= ds.shape[0]):
+                raise KeyError(f"Thumbnail ids must lie in [0, {ds.shape[0]}).")
+            order = np.argsort(ids, kind="stable")
+            uniq, inverse = np.unique(ids[order], return_inverse=True)
+            if uniq.size > ds.shape[0] // 4:  # many ids: one sequential read beats point selections
+                got = ds[()][uniq]
+            else:
+                got = ds[uniq] if uniq.size else np.zeros((0, *ds.shape[1:]), np.uint8)
+            out = np.empty((ids.size, *ds.shape[1:]), np.uint8)
+            out[order] = got[inverse]
+            return out
+
     @property
     def pending_rows(self) -> int:
         """Rows that a recorder could not append and parked in side files (``<store>.pending/``).

@@ -30,6 +30,10 @@ class Row:
         margin: optional float (N,), target logit minus the largest other logit.
         presentations: optional uint8 (N,), how often each sample was presented (training split).
         wall_time: seconds since the epoch (``time.time()``) when the row was made.
+        thumbnail_ids: optional int (K,), the ids whose thumbnails this row carries.
+        thumbnails: optional uint8 (K, h, w, C), one small RGB (C = 3) or grey (C = 1) image per
+            ``thumbnail_ids`` entry; the store keeps the first thumbnail of each id.
+        class_names: optional class names (index = class), kept by the store with the split.
     """
 
     split: str
@@ -45,6 +49,9 @@ class Row:
     margin: np.ndarray | None = None
     presentations: np.ndarray | None = None
     wall_time: float = 0.0
+    thumbnail_ids: np.ndarray | None = None
+    thumbnails: np.ndarray | None = None
+    class_names: list[str] | None = None
 
     @property
     def num_samples(self) -> int:
@@ -59,3 +66,9 @@ class Row:
             if value is not None:
                 fields[name] = value
         return fields
+
+    def extra_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays kept beside the rows (thumbnails), by name."""
+        if self.thumbnails is None or self.thumbnail_ids is None:
+            return {}
+        return {"thumbnail_ids": self.thumbnail_ids, "thumbnails": self.thumbnails}

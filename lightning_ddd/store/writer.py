@@ -318,7 +318,8 @@ class StoreWriter:
     def needed_bytes(self, row: Row) -> int:
         """Free space the writer wants before it writes ``row`` into the HDF5 file: twice the row's raw size
         plus 4 MiB for HDF5 metadata and chunk rewrites."""
-        raw = sum(np.asarray(v).nbytes for v in row.sample_fields().values()) + np.asarray(row.targets).nbytes
+        raw = sum(np.asarray(v).nbytes for v in (*row.sample_fields().values(), *row.extra_arrays().values()))
+        raw += np.asarray(row.targets).nbytes
         return 2 * raw + (4 << 20)
 
     def _free_bytes(self) -> int:
@@ -372,6 +373,13 @@ class StoreWriter:
                 raise ValueError(f"Row field {name!r} has shape {value.shape}, expected ({n},).")
         if row.targets.shape != (n,):
             raise ValueError(f"Row targets have shape {row.targets.shape}, expected ({n},).")
+        extra = row.extra_arrays()
+        if extra:
+            ids, images = extra["thumbnail_ids"], extra["thumbnails"]
+            if (images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] not in (1, 3)
+                    or ids.shape != (images.shape[0],) or (ids.size and (ids.min() < 0 or ids.max() >= n))):
+                raise ValueError(f"Row thumbnails must be uint8 (K, h, w, 1 or 3) with K ids in [0, {n}); got "
+                                 f"{images.dtype} {images.shape} and ids of shape {ids.shape}.")
 
     def _split_group(self, f: h5py.File, row: Row) -> h5py.Group:
         splits = f[fmt.SPLITS_GROUP]
@@ -427,6 +435,7 @@ class StoreWriter:
                     f"come after the last committed row (step {last[0]}, epoch {last[1]:g}) of {str(self.path)!r}."
                 )
         self._merge_targets(group, row)
+        self._put_thumbnails(group, row)
         self._resize(group, r + 1)
         ev = row.evaluated.astype(bool)
         for name, value in row.sample_fields().items():
@@ -441,6 +450,39 @@ class StoreWriter:
         f.flush()
         group["committed"][r] = 1
         f.flush()
+
+    @staticmethod
+    def _put_thumbnails(group: h5py.Group, row: Row) -> None:
+        """Keep the first thumbnail of each id (``thumbnails`` (N, h, w, C) uint8, then ``has_thumbnail`` (N,)
+        bool, written after the images) and the class names; a later row's thumbnails of another size are
+        ignored."""
+        if row.class_names is not None and "class_names" not in group.attrs:
+            group.attrs["class_names"] = json.dumps([str(c) for c in row.class_names])
+        extra = row.extra_arrays()
+        if not extra or not extra["thumbnail_ids"].size:
+            return
+        ids, images = extra["thumbnail_ids"].astype(np.int64), extra["thumbnails"]
+        n = int(group.attrs["num_samples"])
+        if "thumbnails" not in group:
+            h, w, c = images.shape[1:]
+            group.create_dataset("has_thumbnail", data=np.zeros(n, bool))
+            group.create_dataset("thumbnails", shape=(n, h, w, c), dtype="uint8", chunks=(min(n, 64), h, w, c),
+                                 compression=fmt.COMPRESSION, compression_opts=fmt.COMPRESSION_LEVEL)
+        ds, has_ds = group["thumbnails"], group["has_thumbnail"]
+        if ds.shape[1:] != images.shape[1:]:
+            return
+        has = has_ds[()].astype(bool)
+        ids, first = np.unique(ids, return_index=True)
+        images = images[first]
+        new = ~has[ids]
+        ids, images = ids[new], images[new]
+        if not ids.size:
+            return
+        breaks = np.flatnonzero(np.diff(ids) != 1) + 1  # contiguous runs of ids: one slice write each
+        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, ids.size]):
+            ds[ids[lo]:ids[hi - 1] + 1] = images[lo:hi]
+        has[ids] = True
+        has_ds[...] = has
 
     def _merge_targets(self, group: h5py.Group, row: Row) -> None:
         stored = group["targets"][()]
@@ -466,11 +508,13 @@ class StoreWriter:
         name = f"{row.global_step:015d}-{time.time_ns()}-{row.split}.npz"
         tmp = folder / (name + ".tmp")
         arrays: dict[str, Any] = {k: v for k, v in row.sample_fields().items()}
+        arrays.update(row.extra_arrays())
         arrays["targets"] = row.targets
         arrays["__meta__"] = np.frombuffer(json.dumps({"split": row.split, "global_step": row.global_step,
                                                        "epoch": row.epoch, "flags": int(row.flags),
                                                        "num_classes": row.num_classes,
-                                                       "wall_time": row.wall_time}).encode(), dtype=np.uint8)
+                                                       "wall_time": row.wall_time,
+                                                       "class_names": row.class_names}).encode(), dtype=np.uint8)
         try:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
@@ -494,7 +538,7 @@ class StoreWriter:
         return Row(
             split=meta["split"], global_step=int(meta["global_step"]), epoch=float(meta["epoch"]),
             flags=fmt.RowFlag(meta["flags"]), num_classes=int(meta["num_classes"]),
-            wall_time=float(meta["wall_time"]), **arrays,
+            wall_time=float(meta["wall_time"]), class_names=meta.get("class_names"), **arrays,
         )
 
     def pending_files(self) -> list[Path]:
