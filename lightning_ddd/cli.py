@@ -114,11 +114,15 @@ def cmd_plan(a: argparse.Namespace) -> int:
 def _check_ranges(a: argparse.Namespace) -> None:
     """Refuse options outside their range, one line each."""
     for name, low in (("tolerance", 0), ("bootstrap", 0), ("per_run_limit", 1), ("seed", 0), ("epochs", 1),
-                      ("null_draws", 0)):
+                      ("null_draws", 0), ("gallery_size", 0)):
         value = getattr(a, name, None)
         if value is not None and value < low:
             flag = "--" + name.replace("_", "-")
             raise UserError(f"{flag} must be an integer >= {low}, got {value}.")
+    images = getattr(a, "images", None)
+    if images is not None and not Path(images).is_dir():
+        raise UserError(f"--images {images!r} is not a folder; give an ImageFolder-style folder (one sub-folder per "
+                        "class, the split's images inside, in the order the dataset reads them).")
     epoch = getattr(a, "epoch", None)
     if epoch is not None and not (math.isfinite(epoch) and epoch >= 0):
         raise UserError(f"--epoch must be a finite number >= 0, got {epoch}.")
@@ -185,7 +189,8 @@ def _options(a: argparse.Namespace) -> Any:
                          conditions=conditions, label_errors=label_errors,
                          exclude_label_errors=a.exclude_label_errors, reference=a.reference,
                          n_boot=a.bootstrap, per_run_limit=a.per_run_limit, seed=a.seed, null_draws=a.null_draws,
-                         p_adjust=a.p_adjust,
+                         p_adjust=a.p_adjust, gallery_size=a.gallery_size, images=a.images,
+                         explorer=not a.no_explorer,
                          progress=_progress(a.quiet or a.json))
 
 
@@ -338,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="null kappas per pair for Klein et al.'s test against independence (default 10000; 0 skips)")
     p.add_argument("--p-adjust", choices=("holm", "bh"), default="holm",
                    help="correction of the pairs' p-values: Holm (default) or Benjamini-Hochberg")
+    p.add_argument("--images", default=None,
+                   help="ImageFolder-style folder of the split's images, for stores without thumbnails")
+    p.add_argument("--gallery-size", type=int, default=24, help="examples per gallery (default 24)")
+    p.add_argument("--no-explorer", action="store_true", help="leave out the sample explorer's files")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("export", help="one row per sample: category, first-learned, forgetting, data map, AUM, k")

@@ -72,6 +72,7 @@ class LiveSummaries:
         self.media_failed = False
         self.table_pending: dict[str, tuple[Any, EpochArrays]] = {}
         self.media_calls: dict[str, int] = {}
+        self.store: Path | None = None
 
     def restore(self, live: dict[str, DynamicsAccumulator], epochs: dict[str, list[float]]) -> None:
         """Continue from a resumed store's rows."""
@@ -126,7 +127,7 @@ class LiveSummaries:
 
     # ------------------------------------------------------------------ W&B media
     def log_media(self, trainer: Trainer, split: str, a: EpochArrays, loader: Any,
-                  submit: Callable[[Callable[[], None]], None]) -> None:
+                  submit: Callable[[Callable[[], None]], None], store: Path | None = None) -> None:
         """W&B media on global rank 0 only, never during the sanity check; built and logged by ``submit``
         (the background thread); a failure only warns."""
         if not self.wandb.media or self.media_failed or trainer.sanity_checking or not trainer.is_global_zero:
@@ -143,6 +144,7 @@ class LiveSummaries:
             self.table_pending.pop(split, None)
         else:
             self.table_pending[split] = (dataset, a)
+        self.store = store
         prepared = self.media.prepare(split, self.live[split], self.epochs[split], a.pred, a.targets, table=table)
         step = int(trainer.global_step)
         submit(lambda: self._emit(logger, prepared, dataset, step))
@@ -151,7 +153,7 @@ class LiveSummaries:
         if self.media_failed:
             return
         try:
-            self.media.emit(logger, prepared, dataset, step, self.prefix)
+            self.media.emit(logger, prepared, dataset, step, self.prefix, self.store)
         except Exception as err:  # noqa: BLE001 - media must never stop training
             self.media_failed = True
             warnings.warn(f"DecisionRecorder: W&B media disabled after an error: {err!r}", stacklevel=2)

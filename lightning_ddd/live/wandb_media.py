@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from lightning_ddd.analysis.dynamics import Category, DynamicsAccumulator
+from lightning_ddd.analysis.galleries import hard_samples
 
 
 def find_wandb_logger(trainer: Any) -> Any | None:
@@ -53,6 +54,22 @@ def _thumbnail(dataset: Any, sample_id: int, unnormalize: tuple[list[float], lis
     return x
 
 
+def _store_thumbnails(store: Path, split: str, ids: list[int]) -> list[Any] | None:
+    """The store's thumbnails of ``ids`` as [0, 1] arrays, or None unless the store has all of them."""
+    from lightning_ddd.store import DecisionStore
+    from lightning_ddd.store.errors import StoreError
+
+    try:
+        s = DecisionStore(store)
+        mask = s.thumbnail_mask(split) if split in s.splits else None
+        if mask is None or not ids or not mask[np.asarray(ids, np.int64)].all():
+            return None
+        images = s.thumbnails(split, np.asarray(ids, np.int64)).astype(np.float32) / 255.0
+    except (StoreError, OSError, KeyError):
+        return None
+    return [im[:, :, 0] if im.shape[2] == 1 else im for im in images]
+
+
 class WandbMedia:
     """Logs the recorder's media to W&B.
 
@@ -71,19 +88,11 @@ class WandbMedia:
         self.artifact_max_mb = artifact_max_mb
 
     def hard_samples(self, acc: DynamicsAccumulator) -> np.ndarray:
-        """Ids of the most forgettable samples, at most ``table_rows``, in order of forgettability.
-
-        Never-learned samples come first: Toneva et al. count them as forgotten infinitely often, so they are
-        the most forgettable (the table flags them in ``never_learned``); then flip-flopping samples by
-        forgetting events. At most half the rows go to never-learned samples when there are flip-floppers.
-        """
-        cat = acc.categories()
-        flip = np.flatnonzero(cat == Category.FLIP_FLOPPING)
-        flip = flip[np.argsort(-acc.forgetting[flip], kind="stable")]
-        never = np.flatnonzero(cat == Category.NEVER_LEARNED)
-        n_never = min(len(never), max(self.table_rows - len(flip), self.table_rows // 2))
-        chosen = np.concatenate([never[:n_never], flip[: self.table_rows - n_never]])
-        return chosen[: self.table_rows]
+        """Ids of the most forgettable samples, at most ``table_rows``, chosen by the report's gallery rule
+        (:func:`lightning_ddd.analysis.galleries.hard_samples`): never-learned samples first, drawn with the
+        galleries' seed, then flip-flopping samples by forgetting events."""
+        res = acc.result()
+        return hard_samples(res.category, res.forgetting_events, self.table_rows)
 
     def prepare(self, split: str, acc: DynamicsAccumulator, epochs: list[float], pred: np.ndarray,
                 targets: np.ndarray, *, table: bool = True, charts: bool = True) -> dict[str, Any]:
@@ -110,8 +119,10 @@ class WandbMedia:
                             for i in ids]
         return out
 
-    def emit(self, logger: Any, prepared: dict[str, Any], dataset: Any, global_step: int, prefix: str) -> None:
-        """Build the W&B objects of a snapshot (thumbnails included) and log them (any thread)."""
+    def emit(self, logger: Any, prepared: dict[str, Any], dataset: Any, global_step: int, prefix: str,
+             store: Path | None = None) -> None:
+        """Build the W&B objects of a snapshot (thumbnails included: the store's, as the report shows them,
+        else read from the dataset) and log them (any thread)."""
         import wandb
 
         key = f"{prefix}/{prepared['split']}"
@@ -126,14 +137,16 @@ class WandbMedia:
                     xs=charts["xs"], ys=charts["ys"], keys=["always learned", "never learned", "flip-flopping"],
                     title=f"{prepared['split']}: categories so far", xname="epoch")
         if prepared["table"] is not None:
-            payload[f"{key}/hard_samples"] = self._table(prepared["table"], dataset)
+            payload[f"{key}/hard_samples"] = self._table(prepared["table"], dataset, store, prepared["split"])
         if len(payload) > 1:
             logger.experiment.log(payload)
 
-    def _table(self, rows: list[tuple], dataset: Any) -> Any:
+    def _table(self, rows: list[tuple], dataset: Any, store: Path | None = None, split: str = "val") -> Any:
         import wandb
 
-        thumbs = [_thumbnail(dataset, r[0], self.unnormalize) for r in rows] if dataset is not None else []
+        thumbs = _store_thumbnails(store, split, [r[0] for r in rows]) if store is not None else None
+        if thumbs is None:
+            thumbs = [_thumbnail(dataset, r[0], self.unnormalize) for r in rows] if dataset is not None else []
         with_thumbs = bool(thumbs) and all(t is not None for t in thumbs)
         columns: list[str | int] = ["id", "target", "last_prediction", "forgetting_events", "never_learned",
                                     "category"]

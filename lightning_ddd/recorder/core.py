@@ -401,7 +401,7 @@ class DecisionRecorderCore:
         self._session.write(trainer, row)
         self._live.update(pl_module, split.name, arrays, row.epoch, int(row.flags), train=split.train)
         if not split.train:
-            self._live.log_media(trainer, split.name, arrays, loader, self._session.jobs.submit)
+            self._live.log_media(trainer, split.name, arrays, loader, self._session.jobs.submit, self._session.path)
 
     # ------------------------------------------------------------------ hooks (called by the subclasses)
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:

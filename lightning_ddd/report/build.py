@@ -66,6 +66,9 @@ class ReportOptions:
         all_rows: per-run outputs (categories, forgetting, first-learned, data maps, AUM, samples.csv) use
             every recorded row instead of the rows up to the comparison epoch.
         epoch_source: where ``epoch`` came from, for the page (``"--epoch"``, ``"conditions file"``).
+        gallery_size: examples per gallery.
+        images: an ImageFolder-style folder of the split's images, for stores without thumbnails.
+        explorer: write the sample explorer (sprite sheets and trajectories beside the page).
         progress: called with progress messages.
     """
 
@@ -85,6 +88,9 @@ class ReportOptions:
     p_adjust: str = "holm"
     all_rows: bool = False
     epoch_source: str = "--epoch"
+    gallery_size: int = 24
+    images: str | None = None
+    explorer: bool = True
     progress: Callable[[str], None] = lambda msg: None
 
 
@@ -498,6 +504,8 @@ def _write_figures(summary: dict[str, Any], arrays: dict[str, Any], folder: Path
         if table is None:
             diff = arrays["difficulty"].labels if "difficulty" in arrays else None
             table = per_sample_table(full.ids, full.targets, d, full.epochs, arrays.get("k"), diff)
+            arrays["base_dynamics"] = d
+            arrays["base_pred"] = full.pred[-1] if full.pred is not None and len(full.pred) else None
     if "binomial" in arrays:
         cmp = arrays["binomial"]
         _save(F.plot_k_histogram(cmp.observed, cmp.binomial, len(cmp.observed) - 1, cmp.mean_accuracy)[0], folder,
@@ -551,6 +559,10 @@ def build_report(inputs: Sequence[str], out: str | os.PathLike, opts: ReportOpti
     summary, arrays = analyse(inputs, opts)
     with atomic_folder(out, "report") as tmp:
         figs, table = write_figures(summary, arrays, tmp / "figures", opts)
+        if table is not None:
+            from lightning_ddd.report.sections import write_samples_section
+
+            write_samples_section(summary, arrays, table, tmp, opts, figs)
         summary["figures"] = figs
         if table is not None:
             write_table(table, tmp / "samples.csv")

@@ -213,3 +213,25 @@ def plot_first_learned(first_epoch: np.ndarray, *, title: str = "When samples ar
     ax.set_title(f"{title} ({never} never learned)", fontsize=10)
     ax.legend()
     return fig, ax
+
+
+def plot_class_shares(impossible: tuple[Sequence[str], np.ndarray],
+                      label_errors: tuple[Sequence[str], np.ndarray] | None = None, *,
+                      title: str | None = None) -> tuple[Any, Any]:
+    """Horizontal bars, largest at the top: the classes with the largest share of impossible samples and,
+    in a second panel, those with the largest share of known label errors. Each is ``(labels, shares)``."""
+    panels = [("impossible", impossible, "#d7301f")]
+    if label_errors is not None:
+        panels.append(("known label errors", label_errors, "#756bb1"))
+    rows = max(len(p[1][0]) for p in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 0.28 * max(rows, 4) + 1.4),
+                             layout="constrained", squeeze=False)
+    for ax, (what, (labels, shares), color) in zip(axes[0], panels):
+        y = np.arange(len(labels))[::-1]
+        ax.barh(y, shares, color=color)
+        ax.set_yticks(y, list(labels), fontsize=8)
+        ax.set_xlabel(f"share of the class's samples that are {what}")
+        ax.set_xlim(0, 1)
+    fig.suptitle(title or ("Classes with the largest share of impossible samples"
+                           + (" and of label errors" if label_errors is not None else "")), fontsize=10)
+    return fig, axes
