@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOT_PINNED = {"torch", "torchvision", "mypy", "ruff"}  # torch: the local build; its floor: compat_matrix
+# torch: the local build, its floor tested by compat_matrix; playwright: the browser tests run in the main leg only
+NOT_PINNED = {"torch", "torchvision", "mypy", "ruff", "playwright"}
 
 
 def _requirements() -> dict[str, str]:

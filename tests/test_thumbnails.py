@@ -171,3 +171,23 @@ def test_thumbnails_survive_a_side_file(tmp_path):
     s = DecisionStore(path)
     np.testing.assert_array_equal(s.thumbnails("val", np.array([0, 4, 5, 9])), images[[1, 2, 3, 0]])
     assert s.thumbnail_mask("val").sum() == 4 and s.class_names("val") == ["a", "b", "c"]
+
+
+def test_wandb_table_shows_the_stores_thumbnails(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    from lightning_ddd.live import wandb_media
+
+    s = _fit(tmp_path, Images(20), thumbnail_size=16)
+    ids = [3, 11, 0]
+    got = wandb_media._store_thumbnails(s.path, "val", ids)
+    want = s.thumbnails("val", np.array(ids)).astype(np.float32) / 255
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+    def no_dataset(*a, **k):
+        raise AssertionError("the dataset was read although the store has the thumbnails")
+
+    monkeypatch.setattr(wandb_media, "_thumbnail", no_dataset)
+    table = wandb_media.WandbMedia()._table([(i, 0, 0, 1, False, "flip_flopping") for i in ids], None, s.path, "val")
+    assert table.columns[-1] == "thumbnail" and len(table.data) == 3
+    assert wandb_media._store_thumbnails(s.path, "val", [3, 99]) is None  # an id without one: the dataset's

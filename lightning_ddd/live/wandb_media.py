@@ -62,9 +62,10 @@ def _store_thumbnails(store: Path, split: str, ids: list[int]) -> list[Any] | No
     try:
         s = DecisionStore(store)
         mask = s.thumbnail_mask(split) if split in s.splits else None
-        if mask is None or not ids or not mask[np.asarray(ids, np.int64)].all():
+        wanted = np.asarray(ids, np.int64)
+        if mask is None or not ids or wanted.min() < 0 or wanted.max() >= mask.size or not mask[wanted].all():
             return None
-        images = s.thumbnails(split, np.asarray(ids, np.int64)).astype(np.float32) / 255.0
+        images = s.thumbnails(split, wanted).astype(np.float32) / 255.0
     except (StoreError, OSError, KeyError):
         return None
     return [im[:, :, 0] if im.shape[2] == 1 else im for im in images]
