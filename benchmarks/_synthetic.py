@@ -43,14 +43,17 @@ class Trajectories:
 
 
 def write_store(path, traj: Trajectories, rows: int, run_seed: int, fields=("loss", "margin"),
-                run_name: str | None = None) -> None:
-    """Write ``rows`` rows of one synthetic run through the real store writer."""
+                run_name: str | None = None, thumbnails=None) -> None:
+    """Write ``rows`` rows of one synthetic run through the real store writer (``thumbnails``: an iterable of
+    ``(ids, images)`` chunks, one per row from the first)."""
     from lightning_ddd.store import Row, RowFlag, StoreWriter
 
     w = StoreWriter(path, run_name=run_name or f"run{run_seed}", run_id=f"synthetic-{run_seed}")
     w.open()
     for e in range(rows):
         r = traj.row(e, run_seed)
+        ids, images = next(thumbnails, (None, None)) if thumbnails is not None else (None, None)
         w.append(Row("val", e * 1000, float(e), RowFlag.BEFORE_TRAINING if e == 0 else RowFlag.NONE,
                      traj.classes, r["evaluated"], r["correct"], r["pred"], traj.targets,
-                     loss=r["loss"] if "loss" in fields else None, margin=r["margin"] if "margin" in fields else None))
+                     loss=r["loss"] if "loss" in fields else None, margin=r["margin"] if "margin" in fields else None,
+                     thumbnail_ids=ids, thumbnails=images))

@@ -33,7 +33,7 @@ def test_ddp_rows_equal_single_process_evaluation(tmp_path, strategy, ids):
     s = DecisionStore(tmp_path / "ddp.h5")
     assert s.metadata["world_size"] == 2
     assert not (tmp_path / "ddp.h5.lock").exists()
-    # every rank's thumbnails, by id: the digits themselves (8 x 8, stretched to their own range)
+    # every rank's thumbnails, by id: the digits themselves (8 x 8, each stretched to its own range)
     assert s.thumbnail_mask("val").all()
     xs = x.numpy()[:, 0]
     lo, hi = xs.min(axis=(1, 2), keepdims=True), xs.max(axis=(1, 2), keepdims=True)

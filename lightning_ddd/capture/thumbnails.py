@@ -1,8 +1,8 @@
 """Small thumbnails of the validation images, made on the device and moved with the epoch's one transfer.
 
 When a batch's inputs are images ((B, C, H, W) with C = 1 or 3, float or uint8), each is downsampled on the
-device (area averaging, long side ``size`` px), brought to [0, 1] (uint8 / 255; the user's ``(mean, std)``
-undone; else per-image min-max), and kept as uint8 (B, h, w, C) with its ids in device lists: no host
+device (area averaging, long side ``size`` px), then brought to [0, 1] (uint8 / 255; the user's ``(mean, std)``
+undone; else each thumbnail stretched to its own min-max), and kept as uint8 (B, h, w, C) with its ids in device lists: no host
 synchronisation per batch. At epoch end :func:`gather_thumbnails` moves them to the host in one transfer
 (every rank's, under DDP). The store keeps the first thumbnail of each id.
 """
@@ -122,21 +122,23 @@ class ThumbnailBuffer:
             self.shape = shape
         elif shape != self.shape:
             return  # images of another size in this split: keep the first size only
-        if x.dtype == torch.uint8:
-            x = x.float() / 255.0
-        else:
-            x = x.float()
-            if self.unnormalize is not None:
-                mean, std = (torch.as_tensor(v, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
-                             for v in self.unnormalize)
-                x = x * std + mean
-            else:
-                lo = x.amin(dim=(1, 2, 3), keepdim=True)
-                hi = x.amax(dim=(1, 2, 3), keepdim=True)
-                x = (x - lo) / (hi - lo).clamp_min(1e-12)
-        x = torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0)
+        # downsample first: area averaging is linear, so undoing (mean, std) or /255 afterwards is exact, and
+        # every other operation runs on the small image
+        x = x.float()
         if (h, w) != tuple(x.shape[2:]):
             x = F.interpolate(x, size=(h, w), mode="area")
+        if images.dtype == torch.uint8:
+            x = x / 255.0
+        elif self.unnormalize is not None:
+            mean, std = (torch.as_tensor(v, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
+                         for v in self.unnormalize)
+            x = x * std + mean
+        else:  # each thumbnail stretched to its own range
+            x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+            lo = x.amin(dim=(1, 2, 3), keepdim=True)
+            hi = x.amax(dim=(1, 2, 3), keepdim=True)
+            x = (x - lo) / (hi - lo).clamp_min(1e-12)
+        x = torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0)
         thumbs = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
         self.images.append(thumbs.reshape(thumbs.shape[0], -1))
         self.ids.append(ids.reshape(-1).to(thumbs.device, torch.int64, non_blocking=True))
