@@ -1,4 +1,4 @@
-"""The ``lightning-ddd`` command line: ``info``, ``repair``, ``report``, ``export`` and ``demo``.
+"""The ``lightning-ddd`` command line: ``info``, ``repair``, ``plan``, ``report``, ``export``, ``demo`` and ``study``.
 
 ``info``, ``report`` and ``export`` import neither torch nor Lightning, so they start fast and work on the
 store of a run that is still training. User errors print one line with a hint and exit with code 1.
@@ -369,7 +369,85 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print machine-readable results")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=cmd_demo)
+
+    study = sub.add_parser("study", help="the paper's human study: build it from stores, score its results")
+    ssub = study.add_subparsers(dest="study_command", required=True)
+    p = ssub.add_parser("make", help="a jsPsych study folder (Experiment 1: 2AFC; Experiment 2: ratings)")
+    p.add_argument("stores", nargs="+", help="store files, directories or glob patterns")
+    p.add_argument("--out", required=True, help="study folder (written atomically; never inside an input)")
+    p.add_argument("--force", action="store_true", help="replace an --out folder that study make did not make")
+    p.add_argument("--experiment", choices=("2afc", "ratings"), default="2afc",
+                   help="2afc: pairs of one trivial and one impossible image (default); ratings: three questions")
+    p.add_argument("--split", default="val", help="split name (default val)")
+    p.add_argument("--epoch", type=float, default=None, help="comparison epoch (default: latest common)")
+    p.add_argument("--tolerance", type=int, default=0, help="t of trivial (k >= M - t) / impossible (k <= t)")
+    p.add_argument("--trials", type=int, default=149, help="2afc: main trials (default 149, as the paper)")
+    p.add_argument("--practice", type=int, default=4, help="2afc: practice trials first (default 4)")
+    p.add_argument("--per-class", type=int, default=100, help="ratings: images per difficulty (default 100)")
+    p.add_argument("--break-every", type=int, default=50, help="a break after this many trials (default 50)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every draw")
+    p.add_argument("--images", default=None, help="ImageFolder-style folder of the split at full resolution")
+    p.add_argument("--jspsych", default=None,
+                   help="a local npm install of the pinned jsPsych packages, copied in (default: the CDN with "
+                        "integrity hashes)")
+    p.add_argument("--label-errors", default=None, help=".npy 0/1 mask: never show known label errors")
+    p.set_defaults(func=cmd_study_make)
+    p = ssub.add_parser("score", help="score observers' result files against the study")
+    p.add_argument("results", nargs="+", help="the CSV or JSON files the study page saved, one per observer")
+    p.add_argument("--study", required=True, help="the folder study make wrote")
+    p.add_argument("--out", required=True, help="results folder (summary.json, index.html, figures)")
+    p.add_argument("--force", action="store_true", help="replace an --out folder that study score did not make")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for kappa intervals")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_study_score)
     return parser
+
+
+def cmd_study_make(a: argparse.Namespace) -> int:
+    from lightning_ddd.study.jspsych import npm_install_command
+    from lightning_ddd.study.make import StudyOptions, make_study
+
+    for name, low in (("trials", 1), ("practice", 0), ("per_class", 1), ("break_every", 0), ("tolerance", 0),
+                      ("seed", 0)):
+        if getattr(a, name) < low:
+            raise UserError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {getattr(a, name)}.")
+    if a.jspsych is not None and not Path(a.jspsych).is_dir():
+        raise UserError(f"--jspsych {a.jspsych!r} is not a folder; install jsPsych there first: "
+                        f"`{npm_install_command().replace('DIR', a.jspsych)}`.")
+    if a.images is not None and not Path(a.images).is_dir():
+        raise UserError(f"--images {a.images!r} is not a folder; give an ImageFolder-style folder of the split.")
+    opts = StudyOptions(experiment=a.experiment, split=a.split, tolerance=a.tolerance, epoch=a.epoch,
+                        trials=a.trials, practice=a.practice, per_class=a.per_class, seed=a.seed,
+                        break_every=a.break_every, images=a.images, jspsych=a.jspsych,
+                        label_errors=_read_label_errors(a.label_errors) if a.label_errors else None)
+    design = make_study(a.stores, a.out, opts, force=a.force)
+    n = len(design["trials"])
+    print(f"study {design['study_id']} ({design['experiment']}, {n} trials, images from {design['images']}): "
+          f"{Path(a.out) / 'index.html'}" + ("" if a.jspsych else " (jsPsych from the CDN; --jspsych DIR for offline)"))
+    return 0
+
+
+def cmd_study_score(a: argparse.Namespace) -> int:
+    from lightning_ddd.study.score import score_study
+
+    if a.bootstrap < 0:
+        raise UserError(f"--bootstrap must be an integer >= 0, got {a.bootstrap}.")
+    summary = score_study(a.results, a.study, a.out, force=a.force, n_boot=a.bootstrap)
+    if a.json:
+        print(json.dumps(summary, indent=1, default=str))
+        return 0
+    s = summary["score"]
+    if summary["experiment"] == "2afc":
+        ec = s.get("error_consistency", {}).get("mean_kappa")
+        print(f"{s['n_observers']} observers: mean accuracy {100 * s['mean_accuracy']:.1f} % (range "
+              f"{100 * s['min_accuracy']:.1f} to {100 * s['max_accuracy']:.1f} %)"
+              + (f"; mean error consistency {ec:.3f}" if ec is not None else ""))
+    else:
+        print(f"{s['n_observers']} observers rated {len(s['counts'])} questions")
+    for note in summary["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"results: {Path(a.out) / 'index.html'}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

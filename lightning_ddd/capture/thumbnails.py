@@ -1,10 +1,10 @@
 """Small thumbnails of the validation images, made on the device and moved with the epoch's one transfer.
 
 When a batch's inputs are images ((B, C, H, W) with C = 1 or 3, float or uint8), each is downsampled on the
-device (area averaging, long side ``size`` px), then brought to [0, 1] (uint8 / 255; the user's ``(mean, std)``
-undone; else each thumbnail stretched to its own min-max), and kept as uint8 (B, h, w, C) with its ids in device lists: no host
-synchronisation per batch. At epoch end :func:`gather_thumbnails` moves them to the host in one transfer
-(every rank's, under DDP). The store keeps the first thumbnail of each id.
+device (area averaging, long side ``size`` px), then brought to [0, 1] (uint8 / 255; the user's
+``(mean, std)`` undone; else each thumbnail stretched to its own min-max), and kept as uint8 (B, h, w, C) with
+its ids in device lists: no host synchronisation per batch. At epoch end :func:`gather_thumbnails` moves them
+to the host in one transfer (every rank's, under DDP). The store keeps the first thumbnail of each id.
 """
 
 from __future__ import annotations

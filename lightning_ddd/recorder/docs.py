@@ -35,7 +35,8 @@ Args:
         are logged every row.
     wandb_artifact_max_mb: upload the store as an artifact below this size; above it, log a reference.
     thumbnail_unnormalize: ``(mean, std)`` per channel to undo before making thumbnails (the store's and
-        the W&B table's); without it, each float thumbnail is stretched to its own range (min-max), uint8 images are divided by 255.
+        the W&B table's); without it, each float thumbnail is stretched to its own range (min-max), uint8
+        images are divided by 255.
     thumbnails: keep one small thumbnail per validation sample in the store (the first time its id is seen),
         for galleries, the sample explorer and W&B tables away from the data. Made when the inputs are images
         ((B, 1 or 3, H, W), float or uint8, ``batch[0]`` or an ``image``/``x``/``pixel_values`` key; or

@@ -1,0 +1,115 @@
+"""Which images a study shows, and in which order (numpy only).
+
+Experiment 1 (2AFC): pairs of one trivial and one impossible sample, drawn from the most extreme samples as
+the paper did: trivial samples the runs got right most often over all recorded rows, impossible samples they
+got right least often (ties broken by a seeded draw). The pairs are a seeded random matching; the trivial
+image is on the left in exactly half of the main trials (the extra one of an odd number by a coin), sides
+and order randomised. A few practice trials come first, from the next most extreme samples.
+
+Experiment 2 (ratings): ``per_class`` trivial (most extreme), in-between (a uniform draw) and impossible
+(most extreme) samples in a seeded random order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from lightning_ddd.analysis.difficulty import Difficulty
+from lightning_ddd.analysis.galleries import select_examples
+
+
+class DesignError(ValueError):
+    """The stores cannot give the requested study (too few samples of a kind)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+    """The samples a study can draw from.
+
+    Attributes:
+        labels: (N,) :class:`~lightning_ddd.analysis.difficulty.Difficulty` of every sample.
+        score: (N,) how often the runs got a sample right over all rows (higher: easier), for extremeness.
+        usable: (N,) samples with an image (and not a known label error, when those are excluded).
+    """
+
+    labels: np.ndarray
+    score: np.ndarray
+    usable: np.ndarray
+
+    def ids(self, kind: Difficulty) -> np.ndarray:
+        """Usable sample ids of one difficulty."""
+        return np.flatnonzero((self.labels == kind) & self.usable)
+
+
+def _extreme(pool: Pool, kind: Difficulty, count: int, seed: int) -> np.ndarray:
+    ids = pool.ids(kind)
+    rank = pool.score if kind == Difficulty.TRIVIAL else -pool.score
+    return select_examples(ids, count, seed=seed, rank=rank)
+
+
+def _too_few(what: str, have: int, need: int, hint: str) -> DesignError:
+    return DesignError(f"Only {have} {what} samples with images are available, but the study needs {need}; {hint}")
+
+
+def two_afc_trials(pool: Pool, n_trials: int = 149, n_practice: int = 4, seed: int = 0) -> list[dict]:
+    """The trials of Experiment 1.
+
+    Returns:
+        One dict per trial in presentation order: ``trial`` (0-based), ``pair_id``, ``practice``, ``left``,
+        ``right`` (sample ids), ``trivial_side`` (``"left"`` / ``"right"``), ``trivial``, ``impossible``.
+
+    Raises:
+        DesignError: fewer trivial or impossible samples than pairs.
+    """
+    need = n_trials + n_practice
+    hint = "lower --trials or --practice, or use --tolerance 1"
+    for kind, name in ((Difficulty.TRIVIAL, "trivial"), (Difficulty.IMPOSSIBLE, "impossible")):
+        have = pool.ids(kind).size
+        if have < need:
+            raise _too_few(name, have, need, hint)
+    rng = np.random.default_rng(seed)
+    trivial = _extreme(pool, Difficulty.TRIVIAL, need, seed)
+    impossible = _extreme(pool, Difficulty.IMPOSSIBLE, need, seed)
+    # the most extreme go to the main trials, the next ones to practice; a seeded matching within each
+    main_t, prac_t = trivial[:n_trials], trivial[n_trials:]
+    main_i, prac_i = impossible[:n_trials], impossible[n_trials:]
+    main_i = main_i[rng.permutation(main_i.size)]
+    prac_i = prac_i[rng.permutation(prac_i.size)]
+    left_main = np.zeros(n_trials, bool)
+    left_main[: n_trials // 2 + (int(rng.integers(0, 2)) if n_trials % 2 else 0)] = True
+    left_main = left_main[rng.permutation(n_trials)]
+    left_prac = rng.random(n_practice) < 0.5
+    order = rng.permutation(n_trials)
+    trials = []
+
+    def add(t: int, i: int, left: bool, practice: bool, pair: str) -> None:
+        trials.append({"trial": len(trials), "pair_id": pair, "practice": practice,
+                       "left": int(t if left else i), "right": int(i if left else t),
+                       "trivial_side": "left" if left else "right", "trivial": int(t), "impossible": int(i)})
+
+    for j in range(n_practice):
+        add(prac_t[j], prac_i[j], bool(left_prac[j]), True, f"practice-{j + 1:02d}")
+    for j in order:
+        add(main_t[j], main_i[j], bool(left_main[j]), False, f"pair-{j + 1:03d}")
+    return trials
+
+
+def rating_trials(pool: Pool, per_class: int = 100, seed: int = 0) -> list[dict]:
+    """The trials of Experiment 2: one image each, ``trial``, ``sample_id``, ``difficulty``.
+
+    Raises:
+        DesignError: fewer samples of a difficulty than ``per_class``.
+    """
+    chosen = []
+    for kind, name in ((Difficulty.TRIVIAL, "trivial"), (Difficulty.IN_BETWEEN, "in_between"),
+                       (Difficulty.IMPOSSIBLE, "impossible")):
+        have = pool.ids(kind).size
+        if have < per_class:
+            raise _too_few(name.replace("_", "-"), have, per_class, "lower --per-class or use --tolerance 1")
+        ids = (_extreme(pool, kind, per_class, seed) if kind != Difficulty.IN_BETWEEN
+               else select_examples(pool.ids(kind), per_class, seed=seed))
+        chosen += [(int(i), name) for i in ids]
+    order = np.random.default_rng(seed).permutation(len(chosen))
+    return [{"trial": t, "sample_id": chosen[j][0], "difficulty": chosen[j][1]} for t, j in enumerate(order)]

@@ -1,0 +1,218 @@
+"""``lightning-ddd study make``: a study folder from stores (``index.html``, ``experiment.js``, ``design.js``,
+``design.json``, ``images/`` and, with ``--jspsych``, ``jspsych/``) that runs offline from ``file://`` and
+uploads unchanged to JATOS, Pavlovia or Cognition.run."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import html
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lightning_ddd.analysis import count_correct, load_runs, runs_at_row, upto_row
+from lightning_ddd.analysis.difficulty import Difficulty, check_tolerance, classify_difficulty
+from lightning_ddd.study import jspsych
+from lightning_ddd.study.design import Pool, rating_trials, two_afc_trials
+
+EXPERIMENTS = ("2afc", "ratings")
+
+TEXT = {
+    "instructions": [
+        "<h2>Which image is harder?</h2><p>Several neural networks were trained to recognise the objects in "
+        "photographs. In each trial you see two images. The networks recognised one of them correctly and got the "
+        "other one wrong.</p><p>Pick the image you think the networks got <b>wrong</b>: the harder one.</p>",
+        "<p>Press <b>F</b> or <b>&larr;</b> for the left image, <b>J</b> or <b>&rarr;</b> for the right one, or "
+        "click it. Take the time you need; there are short breaks.</p><p>The first few trials are practice and "
+        "tell you whether you were right.</p>"],
+    "welcome_back": "<p>Welcome back: you continue where you left off; your earlier answers are kept.</p>",
+    "main_start": "<p>Practice is over. The main part starts now; you will not see feedback any more.</p>",
+    "question": "<p class='ddd-question'>Which image did the networks get <b>wrong</b>?</p>",
+    "keys": "<p class='ddd-keys'>F / &larr; left &nbsp;&nbsp; J / &rarr; right &nbsp;&nbsp; or click</p>",
+}
+RATING_TEXT = {
+    "instructions": [
+        "<h2>Describe the images</h2><p>You will see one image at a time and answer three short questions about "
+        "it. There are no right or wrong answers.</p>"],
+    "welcome_back": TEXT["welcome_back"],
+    "main_start": "",
+    "question": "",
+    "keys": "",
+    "rating_form": (
+        "<p>How many different object categories are in the image? "
+        "<input type='number' name='categories' min='0' max='99' step='1' required></p>"
+        "<p>Is there a main category?<br>"
+        "<label><input type='radio' name='main_category' value='no' required> no</label> "
+        "<label><input type='radio' name='main_category' value='maybe'> maybe</label> "
+        "<label><input type='radio' name='main_category' value='yes'> yes</label></p>"
+        "<p>Is the presentation of the objects odd?<br>"
+        "<label><input type='radio' name='odd' value='no' required> no</label> "
+        "<label><input type='radio' name='odd' value='slightly'> slightly</label> "
+        "<label><input type='radio' name='odd' value='very'> very</label></p>"),
+}
+CSS = """
+body{font-family:system-ui,sans-serif}.ddd-choice{margin:1em;padding:.5em;background:#fff}
+.ddd-image{width:256px;height:256px;object-fit:contain;image-rendering:auto;display:block}
+.ddd-question{font-size:1.2em}.ddd-keys{color:#666;font-size:.9em}.ddd-feedback{font-size:1.2em}
+"""
+
+
+@dataclasses.dataclass
+class StudyOptions:
+    """What ``study make`` builds.
+
+    Attributes:
+        experiment: ``"2afc"`` (Experiment 1) or ``"ratings"`` (Experiment 2).
+        split: the recorded split.
+        tolerance: t of the trivial / impossible rule (0 strict).
+        epoch: comparison epoch (default: the latest every run recorded).
+        trials: main 2AFC trials (pairs).
+        practice: practice trials before them.
+        per_class: ratings: images per difficulty.
+        seed: seed of every draw.
+        break_every: a break after this many main trials (0: none).
+        images: an ImageFolder-style folder of the split at full resolution (else the stores' thumbnails).
+        jspsych: a local npm install of the pinned jsPsych packages, copied into the folder (else the CDN).
+        label_errors: optional (N,) mask of known label errors, never shown.
+    """
+
+    experiment: str = "2afc"
+    split: str = "val"
+    tolerance: int = 0
+    epoch: float | None = None
+    trials: int = 149
+    practice: int = 4
+    per_class: int = 100
+    seed: int = 0
+    break_every: int = 50
+    images: str | None = None
+    jspsych: str | None = None
+    label_errors: np.ndarray | None = None
+
+
+def _pool(stores: Sequence[str], opts: StudyOptions) -> tuple[Pool, Any, Any, dict[str, Any]]:
+    runs = load_runs(stores, opts.split, fields=())
+    m = runs_at_row(runs, epoch=opts.epoch)
+    n_runs = len(runs)
+    check_tolerance(n_runs, opts.tolerance)
+    k = count_correct(m.correct, m.evaluated)
+    labels = classify_difficulty(k, n_runs, tolerance=opts.tolerance)
+    score = np.zeros(k.size)
+    for t, p in zip(runs, m.rows):
+        cut = upto_row(t, int(p))
+        score += (cut.correct & cut.evaluated).sum(axis=0)
+    n = k.size
+    from lightning_ddd.report.samples import folder_thumbnails, store_thumbnails
+
+    if opts.images:
+        source = folder_thumbnails(opts.images, n)
+    else:
+        source, note = store_thumbnails([(t.name, t.path) for t in runs], opts.split, n)
+        if source is None:
+            raise ValueError(note.replace("to show them", "to use them"))
+    usable = source.mask.copy()
+    if opts.label_errors is not None:
+        if len(opts.label_errors) != n:
+            raise ValueError(f"The label-error mask has {len(opts.label_errors)} entries; the runs have {n} samples.")
+        usable &= ~np.asarray(opts.label_errors, bool)
+    info = {"runs": [t.name for t in runs], "row": m.row, "n_runs": n_runs, "n_samples": n, "k": k,
+            "targets": runs[0].targets}
+    return Pool(labels, score, usable), source, runs, info
+
+
+def _class_names(runs: Sequence[Any], split: str) -> list[str] | None:
+    from lightning_ddd.store import DecisionStore
+    from lightning_ddd.store.errors import StoreError
+
+    for t in runs:
+        try:
+            names = DecisionStore(t.path).class_names(split)
+        except (StoreError, OSError, KeyError):
+            continue
+        if names:
+            return names
+    return None
+
+
+def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions | None = None, *,
+               force: bool = False) -> dict[str, Any]:
+    """Build a study folder.
+
+    Returns:
+        The design written to ``design.json``.
+
+    Raises:
+        DesignError: too few trivial or impossible samples (with images) for the trials asked for.
+        ValueError: bad options, stores or image folder.
+        OutputError: ``out`` overlaps an input or is a folder ``study make`` did not make (without ``force``).
+    """
+    from lightning_ddd.analysis.loading import find_stores
+    from lightning_ddd.outputs import atomic_folder, check_folder_output, check_not_input
+    from lightning_ddd.report.samples import folder_images
+
+    opts = opts or StudyOptions()
+    if opts.experiment not in EXPERIMENTS:
+        raise ValueError(f"--experiment must be one of {EXPERIMENTS}, got {opts.experiment!r}.")
+    out = Path(out)
+    check_not_input(out, [*stores, *find_stores(stores)])
+    check_folder_output(out, "study make", force=force)
+    pool, source, runs, info = _pool(stores, opts)
+    if opts.experiment == "2afc":
+        trials = two_afc_trials(pool, opts.trials, opts.practice, opts.seed)
+        ids = sorted({i for t in trials for i in (t["left"], t["right"])})
+        text = TEXT
+    else:
+        trials = rating_trials(pool, opts.per_class, opts.seed)
+        ids = sorted({t["sample_id"] for t in trials})
+        text = RATING_TEXT
+    names = _class_names(runs, opts.split)
+    labels = np.asarray(pool.labels)
+    difficulty = {Difficulty.TRIVIAL: "trivial", Difficulty.IN_BETWEEN: "in_between",
+                  Difficulty.IMPOSSIBLE: "impossible"}
+    samples: dict[str, Any] = {}
+    for i in ids:
+        target = int(info["targets"][i])
+        samples[str(i)] = {"k": int(info["k"][i]), "difficulty": difficulty[Difficulty(int(labels[i]))],
+                           "label": names[target] if names and 0 <= target < len(names) else str(target)}
+    body = {"experiment": opts.experiment, "trials": trials, "samples": sorted(samples)}
+    study_id = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    with atomic_folder(out, "study make") as tmp:
+        (tmp / "images").mkdir()
+        if opts.images:
+            files = folder_images(opts.images)
+            for i in ids:
+                name = f"images/{i}{files[i].suffix.lower()}"
+                shutil.copyfile(files[i], tmp / name)
+                samples[str(i)]["image"] = name
+        else:
+            import matplotlib.image as mpimg
+
+            for i, img in zip(ids, source.images(np.array(ids))):
+                name = f"images/{i}.png"
+                mpimg.imsave(tmp / name, img, format="png")
+                samples[str(i)]["image"] = name
+        design = {"study_id": study_id, "experiment": opts.experiment, "trials": trials, "samples": samples,
+                  "break_every": opts.break_every, "seed": opts.seed, "tolerance": opts.tolerance,
+                  "split": opts.split, "comparison": info["row"], "runs": info["runs"], "n_runs": info["n_runs"],
+                  "n_samples": info["n_samples"], "images": source.where, "text": text,
+                  "label_errors_excluded": opts.label_errors is not None,
+                  "jspsych": {a.package: a.version for a in jspsych.ASSETS}}
+        (tmp / "design.json").write_text(json.dumps(design, indent=1))
+        (tmp / "design.js").write_text("window.DDD_STUDY = " + json.dumps(design) + ";\n")
+        from importlib.resources import files as package_files
+
+        script = package_files("lightning_ddd.study").joinpath("experiment.js").read_text()
+        (tmp / "experiment.js").write_text(script)
+        tags = jspsych.copy_local(opts.jspsych, tmp) if opts.jspsych else jspsych.cdn_tags()
+        title = "Which image is harder?" if opts.experiment == "2afc" else "Describe the images"
+        (tmp / "index.html").write_text(
+            "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title>\n" + "\n".join(tags) + f"\n<style>{CSS}</style></head>\n<body>\n"
+            "<script src='design.js'></script>\n<script src='experiment.js'></script>\n</body></html>\n")
+    return design
