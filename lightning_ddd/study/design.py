@@ -82,7 +82,7 @@ def two_afc_trials(pool: Pool, n_trials: int = 149, n_practice: int = 4, seed: i
     left_main = left_main[rng.permutation(n_trials)]
     left_prac = rng.random(n_practice) < 0.5
     order = rng.permutation(n_trials)
-    trials = []
+    trials: list[dict] = []
 
     def add(t: int, i: int, left: bool, practice: bool, pair: str) -> None:
         trials.append({"trial": len(trials), "pair_id": pair, "practice": practice,

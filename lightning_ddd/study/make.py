@@ -108,14 +108,15 @@ def _pool(stores: Sequence[str], opts: StudyOptions) -> tuple[Pool, Any, Any, di
         cut = upto_row(t, int(p))
         score += (cut.correct & cut.evaluated).sum(axis=0)
     n = k.size
-    from lightning_ddd.report.samples import folder_thumbnails, store_thumbnails
+    from lightning_ddd.report.samples import ThumbnailSource, folder_thumbnails, store_thumbnails
 
     if opts.images:
-        source = folder_thumbnails(opts.images, n)
+        found: ThumbnailSource | None = folder_thumbnails(opts.images, n)
     else:
-        source, note = store_thumbnails([(t.name, t.path) for t in runs], opts.split, n)
-        if source is None:
-            raise ValueError(note.replace("to show them", "to use them"))
+        found, note = store_thumbnails([(t.name, t.path) for t in runs], opts.split, n)
+    if found is None:
+        raise ValueError(note.replace("to show them", "to use them"))
+    source = found
     usable = source.mask.copy()
     if opts.label_errors is not None:
         if len(opts.label_errors) != n:

@@ -187,7 +187,7 @@ def score_2afc(observers: dict[str, list[dict[str, Any]]], design: dict[str, Any
     col = {p: j for j, p in enumerate(pairs)}
     correct = np.zeros((len(names), len(pairs)), bool)
     answered = np.zeros_like(correct)
-    per_observer = []
+    per_observer: list[dict[str, Any]] = []
     for i, who in enumerate(names):
         main = [r for r in observers[who] if not r.get("practice")]
         for r in main:
@@ -199,7 +199,7 @@ def score_2afc(observers: dict[str, list[dict[str, Any]]], design: dict[str, Any
         per_observer.append({"participant": who, "trials": n, "correct": k, "accuracy": k / n if n else None,
                              "ci_low": lo, "ci_high": hi, "p_value": binomial_p_value(k, n),
                              "median_rt_ms": float(np.median(rts)) if rts else None})
-    acc = [o["accuracy"] for o in per_observer if o["accuracy"] is not None]
+    acc = [float(o["accuracy"]) for o in per_observer if o["accuracy"] is not None]
     out: dict[str, Any] = {"observers": per_observer, "n_observers": len(names), "n_pairs": len(pairs),
                            "mean_accuracy": float(np.mean(acc)) if acc else None,
                            "min_accuracy": min(acc) if acc else None, "max_accuracy": max(acc) if acc else None,
@@ -267,7 +267,7 @@ def _figures(summary: dict[str, Any], folder: Path) -> list[dict[str, str]]:
             acc = np.array([o["accuracy"] if o["accuracy"] is not None else np.nan for o in obs])
             lo = np.array([o["ci_low"] for o in obs])
             hi = np.array([o["ci_high"] for o in obs])
-            ax.errorbar(acc, y, xerr=[acc - lo, hi - acc], fmt="o", color="#333")
+            ax.errorbar(acc, y, xerr=[np.maximum(acc - lo, 0), np.maximum(hi - acc, 0)], fmt="o", color="#333")
             ax.axvline(0.5, color="#999", ls="--", label="chance")
             ax.axvline(0.814, color="#e6550d", ls=":", label="paper's mean (81.4 %)")
             ax.set_yticks(y, [o["participant"] for o in obs])
