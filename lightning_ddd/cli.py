@@ -387,9 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--break-every", type=int, default=50, help="a break after this many trials (default 50)")
     p.add_argument("--seed", type=int, default=0, help="seed of every draw")
     p.add_argument("--images", default=None, help="ImageFolder-style folder of the split at full resolution")
+    from lightning_ddd.study.jspsych import npm_install_command
+
     p.add_argument("--jspsych", default=None,
                    help="a local npm install of the pinned jsPsych packages, copied in (default: the CDN with "
-                        "integrity hashes)")
+                        f"integrity hashes); make it with: {npm_install_command()}")
     p.add_argument("--label-errors", default=None, help=".npy 0/1 mask: never show known label errors")
     p.set_defaults(func=cmd_study_make)
     p = ssub.add_parser("score", help="score observers' result files against the study")

@@ -50,8 +50,6 @@ ASSETS = (
           "sha384-+gGUkbtw2BJWSroKW2jzIEXGe7KxdycJ0Bo+CqzpIOSBHOYEHHRWETaV+v2mpdWX", "style"),
     Asset("@jspsych/plugin-html-button-response", "2.1.0", "dist/index.browser.min.js",
           "sha384-tPGtXEC8xEbInWvarnxvJ3fyzeXwRDS0QjGUts+TGQ9I8OCxiqsv9lxTS3mEN6um"),
-    Asset("@jspsych/plugin-html-keyboard-response", "2.2.0", "dist/index.browser.min.js",
-          "sha384-nazmsslHjLyP2P00IhO151BuH6B/BV+Qtzc3l1h4kFvS9nRP7TuLknK45FN6VzZi"),
     Asset("@jspsych/plugin-instructions", "2.1.0", "dist/index.browser.min.js",
           "sha384-wjSYNsw41Zo3TlpW5giDpSwTK0q3Un1NGPsh6gEqlAAKamdt7+TQ5gAL4dat+lT1"),
     Asset("@jspsych/plugin-preload", "2.1.0", "dist/index.browser.min.js",
