@@ -107,6 +107,7 @@ class ThumbnailBuffer:
         self.images: list[torch.Tensor] = []
         self.ids: list[torch.Tensor] = []
         self.shape: tuple[int, int, int] | None = None  # (h, w, C) of the first batch
+        self._affine: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # (mean, std) per device, once
 
     def reset(self) -> None:
         """Forget the previous epoch."""
@@ -130,8 +131,11 @@ class ThumbnailBuffer:
         if images.dtype == torch.uint8:
             x = x / 255.0
         elif self.unnormalize is not None:
-            mean, std = (torch.as_tensor(v, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
-                         for v in self.unnormalize)
+            if x.device not in self._affine:  # one host-to-device copy per device, never one per batch
+                self._affine[x.device] = tuple(  # type: ignore[assignment]
+                    torch.as_tensor(v, dtype=torch.float32, device=x.device).reshape(1, -1, 1, 1)
+                    for v in self.unnormalize)
+            mean, std = self._affine[x.device]
             x = x * std + mean
         else:  # each thumbnail stretched to its own range
             x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
