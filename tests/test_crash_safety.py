@@ -185,23 +185,3 @@ def test_interrupted_creations_leave_nothing_that_reads_as_data(tmp_path):
     assert DecisionStore(path).splits == []
     w.append(expected_row(1))
     check_store(path, {1})
-
-
-def test_appends_never_split_the_chunk_index_and_rows_grow_past_the_capacity(tmp_path):
-    """Rows go into chunks allocated when the split was made, so an append only replaces index entries in
-    place (no index node is ever added, so none is split: the failure a kill could turn into a lost committed
-    row); past the capacity, the store grows on a copy and every row stays intact."""
-    from lightning_ddd.store import format as fmt
-
-    path = tmp_path / "grow.h5"
-    w = StoreWriter(path, run_name="grow", run_id="g")
-    w.open()
-    w.append(expected_row(1))
-    nodes = path.read_bytes().count(b"TREE")  # HDF5's v1 B-tree node signature
-    for step in range(2, fmt.ROW_CAPACITY + 1):
-        w.append(expected_row(step))
-    assert path.read_bytes().count(b"TREE") == nodes
-    for step in range(fmt.ROW_CAPACITY + 1, 2 * fmt.ROW_CAPACITY + 40):
-        w.append(expected_row(step))
-    assert not list(tmp_path.glob(".grow.h5.grow-*"))
-    assert check_store(str(path), set(range(1, 2 * fmt.ROW_CAPACITY + 40))) == 2 * fmt.ROW_CAPACITY + 39

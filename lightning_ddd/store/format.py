@@ -23,12 +23,6 @@ ROW_FIELDS = ("global_step", "epoch", "flags", "wall_time", "committed")
 CHUNK_SAMPLES = 1 << 20
 """At most this many samples per HDF5 chunk (chunks are one row high)."""
 
-ROW_CAPACITY = 128
-"""Rows allocated at once for the per-sample datasets of a new split (chunks allocated early, filled with
-fill values). Appending a row then only replaces the entry of an existing chunk in HDF5's chunk index, in
-place, and never splits an index node: a kill during a later write cannot unlink an earlier, committed row's
-chunk. When the rows run out, the capacity doubles on a copy of the file that replaces it atomically."""
-
 COMPRESSION = "gzip"
 COMPRESSION_LEVEL = 4
 

@@ -55,14 +55,6 @@ def _text_attr(value: object) -> object:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
-class _NeedsRows(Exception):
-    """A split's preallocated rows ran out: the writer grows it (on a copy) and appends again."""
-
-    def __init__(self, split: str, rows: int) -> None:
-        super().__init__(split, rows)
-        self.split, self.rows = split, rows
-
-
 def pending_dir(path: str | os.PathLike) -> Path:
     """Return the folder that holds rows waiting to be appended to the store at ``path``."""
     path = Path(path)
@@ -163,8 +155,6 @@ class StoreWriter:
                 f"Cannot write the decision store in {str(self.path.parent)!r}: the folder is not writable. "
                 "Pass a writable directory to DecisionRecorder(dirpath=...)."
             )
-        for stale in self.path.parent.glob(f".{self.path.name}.grow-*"):
-            stale.unlink(missing_ok=True)  # a growth that was killed: the store itself is whole
         if self.path.exists():
             with self._file("a") as f:
                 self._check_format(f)
@@ -219,45 +209,10 @@ class StoreWriter:
         return keep
 
     @staticmethod
-    def _preallocated(ds: h5py.Dataset) -> bool:
-        """A per-sample dataset whose chunks were allocated at creation (:data:`fmt.ROW_CAPACITY`)."""
-        return ds.ndim == 2 and ds.id.get_create_plist().get_alloc_time() == h5py.h5d.ALLOC_TIME_EARLY
-
-    @staticmethod
     def _resize(group: h5py.Group, n_rows: int) -> None:
-        """Set the number of rows: the row datasets exactly; preallocated per-sample datasets keep their
-        capacity (rows beyond the committed ones are never read); older stores' per-sample datasets exactly."""
         for ds in group.values():
             if isinstance(ds, h5py.Dataset) and ds.maxshape and ds.maxshape[0] is None:
-                if StoreWriter._preallocated(ds):
-                    continue
                 ds.resize(n_rows, axis=0)
-
-    @staticmethod
-    def _capacity(group: h5py.Group) -> int | None:
-        """Rows the preallocated per-sample datasets hold (None for a store written before preallocation)."""
-        sizes = [ds.shape[0] for ds in group.values() if isinstance(ds, h5py.Dataset) and StoreWriter._preallocated(ds)]
-        return min(sizes) if sizes else None
-
-    def _grow(self, split: str, rows: int) -> None:
-        """Double a split's row capacity (at least to ``rows``) on a copy of the store that then replaces it
-        atomically, so a kill during the growth leaves the old, whole file."""
-        tmp = self.path.with_name(f".{self.path.name}.grow-{os.getpid()}")
-        try:
-            shutil.copyfile(self.path, tmp)
-            with h5py.File(tmp, "a", locking=self.locking) as f:
-                group = f[fmt.SPLITS_GROUP][split]
-                capacity = self._capacity(group) or 0
-                target = max(rows, 2 * capacity)
-                for ds in group.values():
-                    if isinstance(ds, h5py.Dataset) and self._preallocated(ds):
-                        ds.resize(target, axis=0)
-            _fsync_file(tmp)
-            os.replace(tmp, self.path)
-            _fsync_dir(self.path.parent)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
 
     # ------------------------------------------------------------------ reading back
     def committed_rows(self) -> dict[str, int]:
@@ -383,13 +338,8 @@ class StoreWriter:
                       f"(a row needs {self.needed_bytes(row) / 2**20:.1f} MiB)")
         else:
             try:
-                try:
-                    with self._file("a") as f:
-                        self._append_open(f, row)
-                except _NeedsRows as need:
-                    self._grow(need.split, need.rows)
-                    with self._file("a") as f:
-                        self._append_open(f, row)
+                with self._file("a") as f:
+                    self._append_open(f, row)
                 _fsync_file(self.path)
                 self._last_in_store = (row.split, row.global_step)
                 self._problem = None
@@ -449,12 +399,10 @@ class StoreWriter:
                   "loss": self.float_dtype, "margin": self.float_dtype, "presentations": "uint8"}
         chunk = (1, min(n, fmt.CHUNK_SAMPLES))
         for name in row.sample_fields():
-            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)  # the chunk index is complete before any row
             group.create_dataset(
-                name, shape=(fmt.ROW_CAPACITY, n), maxshape=(None, n), dtype=dtypes[name], chunks=chunk,
+                name, shape=(0, n), maxshape=(None, n), dtype=dtypes[name], chunks=chunk,
                 compression=fmt.COMPRESSION, compression_opts=fmt.COMPRESSION_LEVEL,
-                shuffle=name in ("loss", "margin"), fillvalue=_FILL[name], dcpl=dcpl,
+                shuffle=name in ("loss", "margin"), fillvalue=_FILL[name],
             )
         group.attrs["num_classes"] = row.num_classes
         group.attrs["kind"] = "train" if row.flags & fmt.RowFlag.TRAIN_PRESENTATIONS else "validation"
@@ -486,9 +434,6 @@ class StoreWriter:
                     f"Row of split {row.split!r} at global step {row.global_step} (epoch {row.epoch:g}) does not "
                     f"come after the last committed row (step {last[0]}, epoch {last[1]:g}) of {str(self.path)!r}."
                 )
-        capacity = self._capacity(group)
-        if capacity is not None and r + 1 > capacity:
-            raise _NeedsRows(row.split, r + 1)
         self._merge_targets(group, row)
         self._put_thumbnails(group, row)
         self._resize(group, r + 1)
