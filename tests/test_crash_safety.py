@@ -120,28 +120,29 @@ sys.stdin.readline()
 """
 
 
-def test_a_plain_reader_holding_the_file_costs_no_row(tmp_path):
+def test_a_plain_reader_holding_the_file_never_blocks_a_write(tmp_path):
+    """Writes go to a copy that replaces the store: a reader holding the file open (with HDF5's lock) keeps
+    its snapshot, and every row lands in the store at once."""
     path = tmp_path / "s.h5"
     w = StoreWriter(path, run_name="s", run_id="1")
     w.open()
     w.append(expected_row(1))
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER + "print(f['splits/val/committed'].shape[0], flush=True)",
+                               str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "open"
     try:
-        with pytest.warns(UserWarning, match="appended when the store can be written"):
-            assert w.append(expected_row(2)) is False
-        assert w.append(expected_row(3)) is False
-        assert len(list(pending_dir(path).glob("*.npz"))) == 2
-        # DecisionStore opens without a lock, even now
-        assert DecisionStore(path).info("val").num_rows == 1
+        assert w.append(expected_row(2)) is True
+        assert w.append(expected_row(3)) is True
+        assert not pending_dir(path).exists()
+        assert DecisionStore(path).info("val").num_rows == 3
     finally:
         holder.stdin.write("\n")
         holder.stdin.close()
+        assert holder.stdout.readline().strip() == "1"  # its own snapshot, still readable
         holder.wait()
     assert w.append(expected_row(4)) is True
-    assert not pending_dir(path).exists()
     check_store(path, {1, 2, 3, 4})
+    assert not list(tmp_path.glob(".s.h5.tmp-*"))
 
 
 def test_pending_rows_are_replayed_when_the_writer_opens(tmp_path):

@@ -63,7 +63,7 @@ Args:
         the store, the disk was full or read-only) before it warns and leaves them in ``<store>.pending/``
         for ``lightning-ddd repair``.
 
-Write failures never stop training: a row that cannot go into the store (busy file, full disk, read-only
+Write failures never stop training: a row that cannot go into the store (full disk, read-only
 directory) is parked in a side file ``<store>.h5.pending/`` or, if even that fails, kept in memory and
 retried in order; one warning says why and how much space is free. Checkpoints count only rows in the store
 or in side files, so a resumed run records again what was lost.

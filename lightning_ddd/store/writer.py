@@ -10,11 +10,14 @@ process holds it, for example a plain ``h5py.File(path, "r")``), the row is writ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +136,32 @@ class StoreWriter:
     def _file(self, mode: str) -> h5py.File:
         return h5py.File(self.path, mode, locking=self.locking)
 
+    @contextlib.contextmanager
+    def _rewrite(self) -> Iterator[h5py.File]:
+        """Every change goes to a copy of the store that then replaces it atomically (copy, change, flush,
+        fsync, rename, fsync the folder).
+
+        HDF5 changes a file in place and a kill during a write can leave it half-updated: a B-tree node split
+        half written can unlink an earlier, committed row's chunk, or the superblock's end-of-file can lag
+        behind the data. With the copy, a kill at any moment leaves either the old store or the new one, both
+        whole. Readers keep reading the file they opened; a reader holding the store open never blocks a
+        write. Cost: one copy of the store per row (about 50 ms for 37 MB), in the recorder's background
+        writer.
+        """
+        target = self.path.resolve()
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+        try:
+            shutil.copyfile(target, tmp)
+            shutil.copymode(target, tmp)
+            with h5py.File(tmp, "a", locking=self.locking) as f:
+                yield f
+            _fsync_file(tmp)
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
     def open(self) -> dict[str, int]:
         """Create the store, or check an existing one and drop its uncommitted rows; replay side files.
 
@@ -155,17 +184,22 @@ class StoreWriter:
                 f"Cannot write the decision store in {str(self.path.parent)!r}: the folder is not writable. "
                 "Pass a writable directory to DecisionRecorder(dirpath=...)."
             )
+        for stale in self.path.parent.glob(f".{self.path.resolve().name}.tmp-*"):
+            stale.unlink(missing_ok=True)  # a copy left by a killed write: the store itself is whole
         if self.path.exists():
-            with self._file("a") as f:
+            with self._file("r") as f:
                 self._check_format(f)
-                counts = {}
-                for split in list(f[fmt.SPLITS_GROUP]):
-                    group = f[fmt.SPLITS_GROUP][split]
-                    if not split_complete(group):
-                        del f[fmt.SPLITS_GROUP][split]  # creation was interrupted: it holds no committed row
-                        continue
-                    counts[split] = self._drop_uncommitted(group)
-                f.flush()
+                tidy = any(not split_complete(g) or bool((g["committed"][()] != 1).any())
+                           for g in f[fmt.SPLITS_GROUP].values())
+            if tidy:  # a store from before copy-on-write writes, killed mid-write
+                with self._rewrite() as f:
+                    for split in list(f[fmt.SPLITS_GROUP]):
+                        if not split_complete(f[fmt.SPLITS_GROUP][split]):
+                            del f[fmt.SPLITS_GROUP][split]  # creation was interrupted: no committed row
+                        else:
+                            self._drop_uncommitted(f[fmt.SPLITS_GROUP][split])
+            with self._file("r") as f:
+                counts = {s: int(np.sum(g["committed"][()] == 1)) for s, g in f[fmt.SPLITS_GROUP].items()}
         else:
             self._create()
             counts = {}
@@ -236,16 +270,13 @@ class StoreWriter:
         Returns:
             The number of rows dropped.
         """
-        with self._file("a") as f:
+        with self._file("r") as f:
             group = f[fmt.SPLITS_GROUP].get(split)
-            if group is None:
-                return 0
-            current = group["committed"].shape[0]
-            if current <= n_rows:
-                return 0
-            self._resize(group, n_rows)
-            f.flush()
-        _fsync_file(self.path)
+            current = 0 if group is None else group["committed"].shape[0]
+        if current <= n_rows:
+            return 0
+        with self._rewrite() as f:
+            self._resize(f[fmt.SPLITS_GROUP][split], n_rows)
         return current - n_rows
 
     # ------------------------------------------------------------------ appending
@@ -256,8 +287,8 @@ class StoreWriter:
 
         1. the store, when the disk has room for it (:meth:`needed_bytes`; HDF5 is never written into a
            nearly full disk, where a failed flush can damage the file and crash the process);
-        2. a durable side file in ``<store>.pending/`` when the store is busy (a reader holds it), the disk
-           is too full for HDF5, or the store cannot be written (a read-only directory): appended later;
+        2. a durable side file in ``<store>.pending/`` when the disk is too full for a copy of the store, or
+           the store cannot be written (a read-only directory): appended later;
         3. memory, when not even a side file can be written: retried, in order, at every later
            :meth:`append` and by :meth:`retry`.
 
@@ -316,11 +347,15 @@ class StoreWriter:
         return self._problem
 
     def needed_bytes(self, row: Row) -> int:
-        """Free space the writer wants before it writes ``row`` into the HDF5 file: twice the row's raw size
-        plus 4 MiB for HDF5 metadata and chunk rewrites."""
+        """Free space the writer wants before it writes ``row`` into the HDF5 file: the store's size (the
+        write goes to a copy), twice the row's raw size, and 4 MiB for HDF5 metadata."""
         raw = sum(np.asarray(v).nbytes for v in (*row.sample_fields().values(), *row.extra_arrays().values()))
         raw += np.asarray(row.targets).nbytes
-        return 2 * raw + (4 << 20)
+        try:
+            copy = self.path.stat().st_size  # every write goes to a copy of the store first
+        except OSError:
+            copy = 0
+        return copy + 2 * raw + (4 << 20)
 
     def _free_bytes(self) -> int:
         try:
@@ -338,9 +373,8 @@ class StoreWriter:
                       f"(a row needs {self.needed_bytes(row) / 2**20:.1f} MiB)")
         else:
             try:
-                with self._file("a") as f:
+                with self._rewrite() as f:
                     self._append_open(f, row)
-                _fsync_file(self.path)
                 self._last_in_store = (row.split, row.global_step)
                 self._problem = None
                 return True
@@ -563,8 +597,9 @@ class StoreWriter:
                 warnings.warn(f"{len(files)} rows wait to be appended to {str(self.path)!r}, but only "
                               f"{self._free_bytes() / 2**20:.1f} MiB are free.", stacklevel=2)
             return False
+        done: list[Path] = []
         try:
-            with self._file("a") as f:
+            with self._rewrite() as f:
                 for path in files:
                     try:
                         row = self._load_pending(path)
@@ -575,17 +610,17 @@ class StoreWriter:
                         r = self._drop_uncommitted(group)
                         if r and (int(group["global_step"][r - 1]), float(group["epoch"][r - 1])) == (
                                 row.global_step, row.epoch):
-                            path.unlink()  # appended before a crash that kept the side file
+                            done.append(path)  # appended before a crash that kept the side file
                             continue
                     self._append_open(f, row)
-                    f.flush()
-                    path.unlink()
+                    done.append(path)
         except (OSError, RuntimeError) as err:
             if not quiet:
                 warnings.warn(f"{len(files)} rows still wait to be appended to {str(self.path)!r} ({err}).",
                               stacklevel=2)
             return False
-        _fsync_file(self.path)
+        for path in done:  # only once the store with their rows has replaced the old one
+            path.unlink(missing_ok=True)
         folder = pending_dir(self.path)
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
