@@ -91,7 +91,7 @@ def test_sigkill_during_writes_never_loses_or_corrupts_a_committed_row(tmp_path)
         check_store(path, committed)
     assert kills >= 190
     rows = check_store(path, committed)
-    assert rows >= 60  # the loop wrote and committed many rows between kills (fewer on a loaded machine)
+    assert rows >= 30  # the loop wrote and committed many rows between kills (fewer on a loaded machine)
 
 
 def test_uncommitted_rows_are_invisible_and_dropped_by_the_next_writer(tmp_path):
