@@ -145,8 +145,8 @@ class StoreWriter:
         half written can unlink an earlier, committed row's chunk, or the superblock's end-of-file can lag
         behind the data. With the copy, a kill at any moment leaves either the old store or the new one, both
         whole. Readers keep reading the file they opened; a reader holding the store open never blocks a
-        write. Cost: one copy of the store per row (about 80 ms for 37 MB, 50,000 samples x 91 rows with all fields), in the recorder's background
-        writer.
+        write. Cost: one copy of the store per row, in the recorder's background writer (about 80 ms for
+        37 MB: 50,000 samples x 91 rows with all fields).
         """
         target = self.path.resolve()
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
