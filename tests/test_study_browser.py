@@ -153,6 +153,11 @@ def test_scripted_observers_score_as_they_answer(study):
     assert obs["oracle"]["accuracy"] == 1.0 and obs["oracle"]["trials"] == 24
     for who in ("random0", "random1"):
         assert obs[who]["ci_low"] <= 0.5 <= obs[who]["ci_high"]
+    with browser_page() as w:  # the results page
+        w.page.goto((out / "index.html").as_uri())
+        assert w.errors == [] and w.network() == []
+        assert w.page.eval_on_selector_all("img", "els => els.filter(e => !e.naturalWidth).length") == 0
+        assert "oracle" in w.page.inner_text("body")
     a, b = _correct(rows[1]), _correct(rows[2])
     pairs = sorted(a)
     ref = cohen_kappa_score([a[p] for p in pairs], [b[p] for p in pairs])

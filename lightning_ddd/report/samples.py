@@ -84,6 +84,21 @@ def store_thumbnails(paths: Sequence[tuple[str, Path]], split: str, n: int) -> t
     return None, why + ". Pass --images DIR (an ImageFolder-style folder of the split's images) to show them."
 
 
+def stored_class_names(paths: Sequence[str | os.PathLike], split: str) -> list[str] | None:
+    """The class names of the first of these stores that kept them for ``split`` (None when none did)."""
+    from lightning_ddd.store import DecisionStore
+    from lightning_ddd.store.errors import StoreError
+
+    for path in paths:
+        try:
+            names = DecisionStore(path).class_names(split)
+        except (StoreError, OSError, KeyError):
+            continue
+        if names:
+            return names
+    return None
+
+
 def folder_images(folder: str | os.PathLike) -> list[Path]:
     """The images of an ImageFolder-style folder in torchvision's order (class folders sorted, files sorted
     within each): position = sample id.

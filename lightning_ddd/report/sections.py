@@ -21,6 +21,7 @@ from lightning_ddd.report.samples import (
     ThumbnailSource,
     folder_thumbnails,
     store_thumbnails,
+    stored_class_names,
     write_gallery_images,
     write_rasters,
     write_samples,
@@ -33,20 +34,6 @@ GROUP_TITLES = {"trivial": "Trivial (every run correct)", "in_between": "In-betw
 DIFFICULTY_CODES = ("trivial", "in_between", "impossible", "unobserved")
 CATEGORY_CODES = tuple(c.name.lower() for c in Category)
 TOP_CLASSES = 15
-
-
-def _class_names(arrays: dict[str, Any], split: str) -> list[str] | None:
-    from lightning_ddd.store import DecisionStore
-    from lightning_ddd.store.errors import StoreError
-
-    for t in arrays["runs"]:
-        try:
-            names = DecisionStore(t.path).class_names(split)
-        except (StoreError, OSError, KeyError):
-            continue
-        if names:
-            return names
-    return None
 
 
 def _label(target: int, names: list[str] | None) -> str:
@@ -78,7 +65,7 @@ def write_samples_section(summary: dict[str, Any], arrays: dict[str, Any], table
     from lightning_ddd.report.figures import plot_class_shares
 
     split = summary["split"]
-    names = _class_names(arrays, split)
+    names = stored_class_names([t.path for t in arrays["runs"]], split)
     summary["class_names"] = names is not None
     source = _source(summary, arrays, opts)
     targets = np.asarray(table["target"], np.int64)

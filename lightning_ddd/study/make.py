@@ -127,20 +127,6 @@ def _pool(stores: Sequence[str], opts: StudyOptions) -> tuple[Pool, Any, Any, di
     return Pool(labels, score, usable), source, runs, info
 
 
-def _class_names(runs: Sequence[Any], split: str) -> list[str] | None:
-    from lightning_ddd.store import DecisionStore
-    from lightning_ddd.store.errors import StoreError
-
-    for t in runs:
-        try:
-            names = DecisionStore(t.path).class_names(split)
-        except (StoreError, OSError, KeyError):
-            continue
-        if names:
-            return names
-    return None
-
-
 def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions | None = None, *,
                force: bool = False) -> dict[str, Any]:
     """Build a study folder.
@@ -172,7 +158,9 @@ def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions
         trials = rating_trials(pool, opts.per_class, opts.seed)
         ids = sorted({t["sample_id"] for t in trials})
         text = RATING_TEXT
-    names = _class_names(runs, opts.split)
+    from lightning_ddd.report.samples import stored_class_names
+
+    names = stored_class_names([t.path for t in runs], opts.split)
     labels = np.asarray(pool.labels)
     difficulty = {Difficulty.TRIVIAL: "trivial", Difficulty.IN_BETWEEN: "in_between",
                   Difficulty.IMPOSSIBLE: "impossible"}
