@@ -101,6 +101,12 @@ def _null_hits(k1: np.ndarray, k2: np.ndarray, n: np.ndarray, observed: np.ndarr
     if skip_below > 0:
         draw &= 2 * t * t <= m * np.log(2 / skip_below)
     hits = np.count_nonzero(certain, axis=1)
+    if np.count_nonzero(draw) > draw.size // 2:  # most replicates drawn: draw all, no gathers
+        a, b = k1.astype(np.int64), k2.astype(np.int64)
+        nn = np.broadcast_to(np.asarray(n, np.int64), k1.shape)
+        s11 = rng.hypergeometric(b, nn - b, a)
+        hit = draw & (np.abs(s11 - a * (b / nn)) >= t)
+        return hits + np.count_nonzero(hit, axis=1)
     rows, cols = np.nonzero(draw)
     if rows.size:
         a, b = k1[rows, cols].astype(np.int64), k2[rows, cols].astype(np.int64)
