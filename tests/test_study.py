@@ -99,12 +99,16 @@ def _results(study, who, choose, path, fmt="csv"):
     if fmt == "json":
         path.write_text(json.dumps(rows))
     else:
-        with open(path, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]), quoting=csv.QUOTE_ALL)
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: (str(v).lower() if isinstance(v, bool) else v) for k, v in r.items()})
+        _write_csv(path, [{k: (str(v).lower() if isinstance(v, bool) else v) for k, v in r.items()} for r in rows])
     return rows
+
+
+def _write_csv(path, rows):
+    """Rows as jsPsych writes its CSV: a header, every value quoted."""
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]), quoting=csv.QUOTE_ALL)
+        w.writeheader()
+        w.writerows(rows)
 
 
 def test_scores_equal_independent_references(study):
@@ -146,20 +150,14 @@ def test_bad_results_get_one_clear_line_each(study, capsys):
     tmp, d = study["tmp"], study["design"]
     base = ["study", "score", "--study", str(study["dir"]), "--out", str(tmp / "scored")]
     _results(study, "p1", lambda t: 0, tmp / "p1.csv")
-    # another study: its id differs
+    # another study: its id differs; or the other experiment's results
     rows = list(csv.DictReader(open(tmp / "p1.csv")))
-    with open(tmp / "other.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]), quoting=csv.QUOTE_ALL)
-        w.writeheader()
-        for r in rows:
-            w.writerow({**r, "study_id": "0123456789abcdef"})
+    _write_csv(tmp / "other.csv", [{**r, "study_id": "0123456789abcdef"} for r in rows])
     assert "comes from another study" in _one_line_error(capsys, [*base[:2], str(tmp / "other.csv"), *base[2:]])
+    _write_csv(tmp / "ratings.csv", [{**r, "task": "ratings"} for r in rows])
+    assert "comes from another study" in _one_line_error(capsys, [*base[:2], str(tmp / "ratings.csv"), *base[2:]])
     # pair ids this study does not have
-    with open(tmp / "pairs.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]), quoting=csv.QUOTE_ALL)
-        w.writeheader()
-        for r in rows:
-            w.writerow({**r, "pair_id": "pair-999"})
+    _write_csv(tmp / "pairs.csv", [{**r, "pair_id": "pair-999"} for r in rows])
     assert "which this study does not have" in _one_line_error(capsys, [*base[:2], str(tmp / "pairs.csv"), *base[2:]])
     # the same participant twice
     _results(study, "p1", lambda t: 1, tmp / "p1-again.json", fmt="json")

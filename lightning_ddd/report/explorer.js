@@ -209,5 +209,4 @@
   window.addEventListener("hashchange", fromHash);
   render();
   fromHash();
-  window.DDD.explorer = {selected: selected, state: state, render: render};
 })();

@@ -303,7 +303,9 @@ class DecisionStore:
                 raise KeyError(f"Thumbnail ids must lie in [0, {ds.shape[0]}).")
             order = np.argsort(ids, kind="stable")
             uniq, inverse = np.unique(ids[order], return_inverse=True)
-            if uniq.size > ds.shape[0] // 4:  # many ids: one sequential read beats point selections
+            if uniq.size and uniq[-1] - uniq[0] + 1 == uniq.size:  # a run of ids: one slice
+                got = ds[int(uniq[0]):int(uniq[-1]) + 1]
+            elif uniq.size > ds.shape[0] // 4:  # many ids: one sequential read beats point selections
                 got = ds[()][uniq]
             else:
                 got = ds[uniq] if uniq.size else np.zeros((0, *ds.shape[1:]), np.uint8)

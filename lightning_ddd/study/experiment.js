@@ -40,7 +40,6 @@
     message_progress_bar: "Progress",
     on_finish: finish
   });
-  window.DDD_JSPSYCH = jsPsych;
 
   ["participant", "PROLIFIC_PID", "workerId", "participant_id"].some(function (name) {
     var v = jsPsych.data.getURLVariable(name);
