@@ -64,12 +64,16 @@ def cmd_repair(a: argparse.Namespace) -> int:
     from lightning_ddd.store import merge_pending
 
     for path in find_stores(a.stores):
-        merged, left = merge_pending(path)
-        if left:
+        result = merge_pending(path)
+        if result.waiting:
             free = shutil.disk_usage(Path(path).parent).free / 2**20
-            raise UserError(f"{path}: {left} pending row(s) could not be merged yet (a process holds the store open, "
-                            f"or the disk lacks room: {free:.1f} MiB free); run this again once it is free.")
-        print(f"{path}: merged {merged} pending row(s)" if merged else f"{path}: nothing pending")
+            raise UserError(f"{path}: {result.waiting} pending row(s) could not be merged yet (the folder is not "
+                            f"writable, or the disk lacks room: {free:.1f} MiB free); run this again once it is.")
+        print(f"{path}: merged {result.merged} pending row(s)" if result.merged else f"{path}: nothing pending")
+        if result.refused:
+            names = "; ".join(f"{name}: {why}" for name, why in result.refused)
+            raise UserError(f"{path}: {len(result.refused)} side file(s) cannot be merged and were left in place "
+                            f"({names}); move them out of {path}.pending/ once you have checked them.")
     return 0
 
 

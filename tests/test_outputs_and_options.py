@@ -16,7 +16,7 @@ from synthetic_stores import write_runs, write_store
 from lightning_ddd import DecisionStore
 from lightning_ddd.cli import main
 from lightning_ddd.store import Row, RowFlag, StoreWriter, check_split_name
-from lightning_ddd.store.writer import pending_dir
+from lightning_ddd.store.pending import pending_dir, save_side_file
 
 NAMES = ["base", "init-1", "init-2", "lr-1", "arch"]
 
@@ -208,9 +208,9 @@ def test_pending_rows_are_visible_and_merged_by_repair(tmp_path, capsys):
     targets = DecisionStore(path).targets("val")
     correct = rng.random(n) < 0.5
     # a row parked in a side file, as when the disk was full (tests/test_write_failures.py makes a real one)
-    w._save_pending(Row("val", 999, 3.0, RowFlag.NONE, 5, np.ones(n, bool), correct,
+    save_side_file(w.path, Row("val", 999, 3.0, RowFlag.NONE, 5, np.ones(n, bool), correct,
                         np.where(correct, targets, (targets + 1) % 5), targets,
-                        loss=np.ones(n, np.float32), margin=np.ones(n, np.float32)))
+                        loss=np.ones(n, np.float32), margin=np.ones(n, np.float32)), w.run_id)
     assert DecisionStore(path).pending_rows == 1 and DecisionStore(path).info("val").num_rows == 3
     assert main(["info", str(path)]) == 0
     assert "1 row(s) pending" in capsys.readouterr().out

@@ -156,7 +156,8 @@ def test_damaged_thumbnails_are_one_clear_error_and_the_rows_stay_readable(tmp_p
 def test_thumbnails_survive_a_side_file(tmp_path):
     from lightning_ddd.store.format import RowFlag
     from lightning_ddd.store.row import Row
-    from lightning_ddd.store.writer import StoreWriter, merge_pending
+    from lightning_ddd.store.pending import merge_pending, save_side_file
+    from lightning_ddd.store.writer import StoreWriter
 
     n = 10
     rng = np.random.default_rng(0)
@@ -168,8 +169,8 @@ def test_thumbnails_survive_a_side_file(tmp_path):
     path = tmp_path / "run.h5"
     w = StoreWriter(path, run_name="run", run_id="r1")
     w.open()
-    w._save_pending(row)  # as when the disk was full
-    assert merge_pending(path) == (1, 0)
+    save_side_file(path, row, "r1")  # as when the disk was full
+    assert merge_pending(path).merged == 1
     s = DecisionStore(path)
     np.testing.assert_array_equal(s.thumbnails("val", np.array([0, 4, 5, 9])), images[[1, 2, 3, 0]])
     assert s.thumbnail_mask("val").sum() == 4 and s.class_names("val") == ["a", "b", "c"]

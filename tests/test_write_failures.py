@@ -19,7 +19,7 @@ from helpers import ReferenceEval, assert_store_matches, digits_loaders, trainer
 from lightning_ddd import DecisionRecorder, DecisionStore
 from lightning_ddd.demo.models import DigitsClassifier
 from lightning_ddd.store import Row, RowFlag, StoreWriter
-from lightning_ddd.store.writer import pending_dir
+from lightning_ddd.store.pending import pending_dir
 
 
 @pytest.fixture
@@ -102,13 +102,94 @@ def test_disk_full_to_the_end_parks_rows_that_repair_merges(small_fs, tmp_path):
     assert_store_matches(rec.store_path, ref)
 
 
+def _resume(mnt: Path, tmp_path: Path, last: Path, epochs: int = 7):
+    """A new process's view: a new recorder and Trainer continue from ``last``; returns the reference rows of
+    the validations after the resumed sanity check (which the recorder does not record) and the warnings."""
+    train, val = digits_loaders()
+    x, y = val_tensors()
+    ref = ReferenceEval(x, y)
+    rec = DecisionRecorder(mnt / "ddd", run_name="run", pending_timeout=1.0)
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_epochs=1)
+    t = trainer(tmp_path, [rec, ref, ckpt], max_epochs=epochs, enable_checkpointing=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t.fit(DigitsClassifier(lr=0.05), train, val, ckpt_path=str(last))
+    return rec, ref.rows[1:], [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("leave", [512 * 1024, 0], ids=["side-files", "nothing-fits"])
+def test_disk_full_then_resume_writes_every_row(small_fs, tmp_path, leave):
+    """Rows parked in side files (or, when not even those fit, carried by the checkpoint) reach the store when
+    a resume finds room, before any new row (issue 21.1, 21.2)."""
+    torch.manual_seed(0)
+    train, val = digits_loaders()
+    x, y = val_tensors()
+    ref = ReferenceEval(x, y)
+    rec = DecisionRecorder(small_fs / "ddd", run_name="run", pending_timeout=0.2)
+
+    class Fill(pl.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            if trainer.current_epoch == 1:
+                rec.flush()
+                _fill(small_fs, leave)
+
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_epochs=1)
+    t = trainer(tmp_path, [rec, Fill(), ref, ckpt], max_epochs=5, enable_checkpointing=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t.fit(DigitsClassifier(lr=0.05), train, val)
+    first = " ".join(str(w.message) for w in caught)
+    assert ("carried by the last checkpoint" if leave == 0 else "3 row(s) wait in") in first, first
+    assert "lost when this process ends" not in first
+    assert DecisionStore(rec.store_path).info("val").num_rows == 3  # rows of epochs 3..5 wait elsewhere
+    (small_fs / "filler.bin").unlink()
+    rec2, rows2, msgs = _resume(small_fs, tmp_path, tmp_path / "ckpt" / "last.ckpt")
+    ref.rows += rows2
+    assert_store_matches(rec2.store_path, ref)  # 6 + 2 rows, each equal to its saved weights' evaluation
+    np.testing.assert_array_equal(DecisionStore(rec2.store_path).rows("val")["epoch"], np.arange(8))
+    assert not pending_dir(rec2.store_path).exists()
+    said = [m for m in msgs if "parked in" in m or "carried by it" in m]
+    assert len(said) == 1, msgs  # says so in one line
+
+
+def test_a_second_fit_of_the_same_recorder_appends_parked_rows_first(small_fs, tmp_path):
+    rec, ref, _, _ = _fit(small_fs, tmp_path, {1: "fill"})
+    assert DecisionStore(rec.store_path).info("val").num_rows == 3
+    (small_fs / "filler.bin").unlink()
+    train, val = digits_loaders()
+    x, y = val_tensors()
+    ref2 = ReferenceEval(x, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer(tmp_path, [rec, ref2], max_epochs=1).fit(DigitsClassifier(lr=0.05), train, val)
+    assert any("appended 3 row(s) parked" in str(w.message) for w in caught)
+    s = DecisionStore(rec.store_path)
+    assert s.info("val").num_rows == 7 and not pending_dir(rec.store_path).exists()
+    ref.rows += ref2.rows[1:]  # the new Trainer's sanity check is not a second before-training row
+    assert_store_matches(rec.store_path, ref)
+
+
+def test_read_only_then_resume_writes_every_row(small_fs, tmp_path):
+    """A read-only folder leaves rows only in memory; the checkpoint (on another disk) carries them and the
+    resume writes them (issue 21.2)."""
+    rec, ref, msgs, last = _fit(small_fs, tmp_path, {1: "ro"}, epochs=5)
+    assert any("carried by the last checkpoint" in m for m in msgs), msgs
+    assert not any("lost when this process ends" in m for m in msgs), msgs
+    subprocess.run(["mount", "-o", "remount,rw", str(small_fs)], check=True)
+    assert DecisionStore(rec.store_path).info("val").num_rows == 3
+    rec2, rows2, _ = _resume(small_fs, tmp_path, last)
+    ref.rows += rows2
+    assert_store_matches(rec2.store_path, ref)
+    np.testing.assert_array_equal(DecisionStore(rec2.store_path).rows("val")["epoch"], np.arange(8))
+
+
 def test_read_only_directory_mid_run_never_stops_training(small_fs, tmp_path):
     rec, ref, msgs, _ = _fit(small_fs, tmp_path, {1: "ro"}, epochs=3)
     subprocess.run(["mount", "-o", "remount,rw", str(small_fs)], check=True)
     s = DecisionStore(rec.store_path)
     assert s.info("val").num_rows == 3
     assert_store_matches(rec.store_path, ref, rows=[0, 1, 2])
-    assert any("could not be saved anywhere" in m for m in msgs)
+    assert any("could not be saved on this disk" in m and "carried by the last checkpoint" in m for m in msgs)
 
 
 def _row(step: int, n: int = 20000) -> Row:

@@ -22,6 +22,7 @@ from lightning_ddd.recorder.background import BackgroundJobs
 from lightning_ddd.recorder.naming import default_run_name, run_metadata, safe_name
 from lightning_ddd.store.format import RowFlag
 from lightning_ddd.store.lock import StoreLock
+from lightning_ddd.store.pending import SideFileError, row_from_bytes, row_to_bytes, side_file_split
 from lightning_ddd.store.row import Row
 from lightning_ddd.store.writer import StoreWriter
 
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
     from lightning.pytorch import LightningModule, Trainer
 
 T = TypeVar("T")
+
+CHECKPOINT_ROWS_MAX_BYTES = 64 << 20
+"""At most this many bytes of rows held in memory (neither in the store nor in a side file) are carried in the
+recorder's checkpoint state; a packed row of 50,000 samples of 1,000 classes with every field takes 0.55 MB."""
 
 
 def rank_zero_call(trainer: Trainer, fn: Callable[[], T]) -> T:
@@ -81,6 +86,8 @@ class StoreSession:
         self.rows: dict[str, int] = {}
         self.last_step: dict[str, int] = {}
         self.jobs = BackgroundJobs()
+        self.carried_steps: set[tuple[str, int]] = set()
+        self.carry_bound_warned = False
 
     # ------------------------------------------------------------------ resolving
     def resolve(self, trainer: Trainer, pl_module: LightningModule, token: int,
@@ -124,9 +131,10 @@ class StoreSession:
                     for stale in writer.pending_files():
                         stale.unlink()
                 created = not path.exists()
-                counts = writer.open()
+                counts = writer.open()  # replays side files first
                 self.created = created
-                return self._drop_stale_rows(writer, counts)
+                counts = self._drop_stale_rows(writer, counts)
+                return self._write_carried_rows(writer, counts, warn)
             except BaseException:
                 lock.release()
                 raise
@@ -137,22 +145,63 @@ class StoreSession:
         self.rows = dict(counts)
 
     def _reclaim(self) -> None:
-        assert self.lock is not None
+        """A later ``fit`` of this recorder: claim the store again and append side files first."""
+        assert self.lock is not None and self.writer is not None
         self.lock.acquire(resuming=True)
+        self.writer.replay_pending()
+
+    def _carried(self) -> list[Row]:
+        """The rows a resumed checkpoint carried (rows that were only in memory when it was saved)."""
+        rows = []
+        for data in self.restored.get("carried", []):
+            try:
+                rows.append(row_from_bytes(data)[0])
+            except SideFileError as err:
+                warnings.warn(f"DecisionRecorder: a row carried in the checkpoint cannot be read ({err}); it is "
+                              "recorded again only if training repeats that epoch.", stacklevel=2)
+        return rows
 
     def _drop_stale_rows(self, writer: StoreWriter, counts: dict[str, int]) -> dict[str, int]:
+        """On resume, keep the rows the checkpoint counted (in the store, in side files, or carried by it) and
+        drop the rest: those recorded after it, which the resumed run records again."""
         if not self.restored:
             return counts
         kept = dict(self.restored.get("rows", {}))
-        for split, n in counts.items():
-            keep = kept.get(split, 0)
-            if n > keep:
-                dropped = writer.truncate(split, keep)
+        for row in self._carried():
+            kept[row.split] = kept.get(row.split, 0) - 1  # written after the truncation, below
+        waiting: dict[str, list] = {}
+        for path in writer.waiting_files():  # side files the store could not take yet: rows after the store's
+            waiting.setdefault(side_file_split(path), []).append(path)
+        for split in sorted(set(counts) | set(waiting)):
+            keep, n, files = kept.get(split, 0), counts.get(split, 0), waiting.get(split, [])
+            dropped = writer.truncate(split, keep) if n > keep else 0
+            stale = files[max(0, keep - n):]
+            for path in stale:
+                path.unlink(missing_ok=True)
+            if dropped or stale:
                 warnings.warn(
-                    f"DecisionRecorder: dropped {dropped} row(s) of split {split!r} written after the checkpoint "
-                    f"that is being resumed ({str(writer.path)!r} now holds {keep} rows).", stacklevel=2,
+                    f"DecisionRecorder: dropped {dropped + len(stale)} row(s) of split {split!r} written after the "
+                    f"checkpoint that is being resumed ({str(writer.path)!r} now holds {min(n, keep)} rows"
+                    + (f" and {len(files) - len(stale)} in side files" if files else "") + ").", stacklevel=2,
                 )
-                counts[split] = keep
+            if split in counts:
+                counts[split] = min(n, keep)
+        return counts
+
+    def _write_carried_rows(self, writer: StoreWriter, counts: dict[str, int],
+                            warn: Callable[[str], None]) -> dict[str, int]:
+        """Write the rows the checkpoint carried, in order, before any new row."""
+        rows = self._carried() if self.restored else []
+        if not rows:
+            return counts
+        writer.hold(rows)
+        writer.retry()
+        for row in rows:
+            counts[row.split] = counts.get(row.split, 0) + 1
+        left = sum(writer.held_rows.values())
+        warn(f"DecisionRecorder: {len(rows)} row(s) that were only in memory when the checkpoint was saved were "
+             f"carried by it; {len(rows) - left} are now in {str(writer.path)!r} or its side files"
+             + (f", {left} still wait in memory" if left else "") + ".")
         return counts
 
     def rebuild_live(self, trainer: Trainer) -> tuple[dict[str, DynamicsAccumulator], dict[str, list[float]]]:
@@ -216,25 +265,44 @@ class StoreSession:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Small, flat resume state: run name and id, store path, durable rows per split, offsets.
+        """Small, flat resume state: run name and id, store path, rows per split, offsets, and the rows that
+        are only in memory (a full or read-only disk), packed as bytes, up to :data:`CHECKPOINT_ROWS_MAX_BYTES`.
 
-        Queued writes are finished first, and rows held in memory (a full or read-only disk) are not counted,
-        so the checkpoint never counts a row that is not in the store or a side file.
+        Queued writes are finished first. The checkpoint counts exactly the rows that are in the store, in a
+        side file, or carried by it, so a resume from it writes the carried rows and loses none.
         """
         try:
             self.jobs.flush()
         except Exception as err:  # noqa: BLE001 - raised again (on every rank) at the next row
             self.jobs.keep_error(err)
         rows = dict(self.rows)
+        carried: list[bytes] = []
         if self.writer is not None:
-            for split, n in self.writer.held_rows.items():
-                rows[split] = rows.get(split, 0) - n
+            held = self.writer.held()
+            size = 0
+            for i, row in enumerate(held):
+                data = row_to_bytes(row, self.run_id)
+                if size + len(data) > CHECKPOINT_ROWS_MAX_BYTES:
+                    for late in held[i:]:  # in order: once one row does not fit, no later row is counted
+                        rows[late.split] = rows.get(late.split, 0) - 1
+                    self._warn_carry_bound(len(held) - i)
+                    break
+                size += len(data)
+                carried.append(data)
+                self.carried_steps.add((row.split, row.global_step))
         return {
             "run_name": self.resolved_name, "run_id": self.run_id,
             "store_path": str(self.path) if self.path else None,
             "rows": rows, "last_step": dict(self.last_step), "version": 1,
-            "step_offset": self.step_offset, "epoch_offset": self.epoch_offset,
+            "step_offset": self.step_offset, "epoch_offset": self.epoch_offset, "carried": carried,
         }
+
+    def _warn_carry_bound(self, n: int) -> None:
+        if not self.carry_bound_warned:
+            self.carry_bound_warned = True
+            warnings.warn(f"DecisionRecorder: {n} row(s) held in memory do not fit the checkpoint's bound of "
+                          f"{CHECKPOINT_ROWS_MAX_BYTES >> 20} MiB for such rows; the checkpoint does not count them, "
+                          "so they are lost if this process ends before the disk takes them.", stacklevel=3)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Remember the checkpoint's run; only a ``fit`` that resumes from it applies it (:meth:`apply_checkpoint`).
@@ -252,7 +320,7 @@ class StoreSession:
         self.restored = {
             "run_name": state.get("run_name"), "run_id": state.get("run_id"),
             "store_path": state.get("store_path"), "rows": dict(state.get("rows", {})),
-            "last_step": dict(state.get("last_step", {})),
+            "last_step": dict(state.get("last_step", {})), "carried": list(state.get("carried", [])),
         }
         self.writer = None
         self.step_offset = int(state.get("step_offset", 0))
@@ -288,10 +356,18 @@ class StoreSession:
             if pending:
                 parts.append(f"{pending} row(s) wait in {str(writer.path)!r}.pending/: run `lightning-ddd repair "
                              f"{writer.path}` once the store is free")
-            if held:
-                parts.append(f"{held} row(s) (global steps {writer.held_steps}) could not be saved anywhere "
-                             f"({writer.problem}) and are lost when this process ends; free disk space and call "
-                             "trainer.fit again with ckpt_path='last' to record again from the last checkpoint")
+            steps = [(row.split, row.global_step) for row in writer.held()]
+            carried = [s for s in steps if s in self.carried_steps]
+            if carried:
+                parts.append(f"{len(carried)} row(s) (global steps {[s for _, s in carried]}) could not be saved on "
+                             f"this disk ({writer.problem}) and are carried by the last checkpoint: free disk space "
+                             "and call trainer.fit(..., ckpt_path=<that checkpoint>) to write them")
+            if len(carried) < held:
+                lost = [s for sp, s in steps if (sp, s) not in self.carried_steps]
+                parts.append(f"{len(lost)} row(s) (global steps {lost}) could not be saved anywhere "
+                             f"({writer.problem}) and no checkpoint carries them: they are lost when this process "
+                             "ends; free disk space and call trainer.fit again with ckpt_path='last' to record "
+                             "again from the last checkpoint")
             warnings.warn("DecisionRecorder: " + "; ".join(parts) + ".", stacklevel=2)
 
     def discard_if_untrained(self) -> bool:

@@ -146,7 +146,7 @@ def analyse(inputs: Sequence[str], opts: ReportOptions) -> tuple[dict[str, Any],
                                "label_errors_excluded": int((~keep).sum())}
     arrays: dict[str, Any] = {"base_i": base_i, "keep": keep}
 
-    from lightning_ddd.store.writer import pending_dir, pending_files
+    from lightning_ddd.store.pending import pending_dir, pending_files
 
     for t in runs:
         pending = len(pending_files(t.path))

@@ -22,7 +22,7 @@ import numpy as np
 from lightning_ddd.store import format as fmt
 from lightning_ddd.store.errors import StoreError, StoreFormatError
 from lightning_ddd.store.validate import CheckedStore, check_store
-from lightning_ddd.store.writer import pending_files
+from lightning_ddd.store.pending import pending_files
 
 
 @dataclasses.dataclass(frozen=True)

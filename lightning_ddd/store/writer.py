@@ -1,11 +1,13 @@
 """Append-only, crash-safe writer of a decision store.
 
-Each row is appended by opening the file, resizing every dataset of its split by one row, writing the data,
-flushing, and only then setting the row's ``committed`` marker and flushing again; the file is closed (and
-fsynced) after every row, so readers can open it between epochs. Rows without the marker are invisible to
-readers and are dropped by the next writer that opens the file. When the file cannot be opened (another
-process holds it, for example a plain ``h5py.File(path, "r")``), the row is written to a durable side file
-(written, fsynced, renamed) next to the store and appended at the next chance.
+Every change is copy-on-write: the store is copied, the row is written into the copy (data, then its
+``committed`` marker), the copy is flushed, fsynced and atomically renamed over the store, and the folder is
+fsynced. A kill at any moment leaves either the old store or the new one, both whole; a reader that holds the
+file keeps its snapshot and never blocks a write. When the store cannot take a row (the disk lacks room for
+the copy, the folder turned read-only), the row is parked in a durable side file
+(:mod:`lightning_ddd.store.pending`) and every writer that opens the store later appends the side files
+first, in order; a row that not even a side file can hold stays in memory (:attr:`StoreWriter.pending_rows`),
+is retried in order, and is reported by :meth:`StoreWriter.close` and at interpreter exit if never written.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import contextlib
 import json
 import os
 import shutil
+import atexit
+import sys
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +30,15 @@ import h5py
 import numpy as np
 
 from lightning_ddd.store import format as fmt
-from lightning_ddd.store.errors import StoreFormatError, StoreLockedError, StoreMismatchError
+from lightning_ddd.store.errors import StoreFormatError, StoreMismatchError
+from lightning_ddd.store.pending import (
+    SideFileError,
+    fsync_dir,
+    load_side_file,
+    pending_dir,
+    pending_files,
+    save_side_file,
+)
 from lightning_ddd.store.row import Row
 from lightning_ddd.store.validate import check_split_name, check_store
 
@@ -56,28 +69,6 @@ def _finite(value: Any) -> Any:
 
 def _text_attr(value: object) -> object:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
-
-
-def pending_dir(path: str | os.PathLike) -> Path:
-    """Return the folder that holds rows waiting to be appended to the store at ``path``."""
-    path = Path(path)
-    return path.with_name(path.name + ".pending")
-
-
-def pending_files(path: str | os.PathLike) -> list[Path]:
-    """The side files of the store at ``path`` that wait to be appended, oldest step first."""
-    folder = pending_dir(path)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.suffix == ".npz")
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _fsync_file(path: Path) -> None:
@@ -131,6 +122,18 @@ class StoreWriter:
         self._held: list[Row] = []
         self._problem: str | None = None
         self._last_in_store: tuple[str, int] | None = None
+        self._refused: dict[Path, str] = {}
+        _LIVE_WRITERS.add(self)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        _LIVE_WRITERS.add(self)
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ opening
     def _file(self, mode: str) -> h5py.File:
@@ -157,7 +160,7 @@ class StoreWriter:
                 yield f
             _fsync_file(tmp)
             os.replace(tmp, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -198,13 +201,15 @@ class StoreWriter:
                             del f[fmt.SPLITS_GROUP][split]  # creation was interrupted: no committed row
                         else:
                             self._drop_uncommitted(f[fmt.SPLITS_GROUP][split])
-            with self._file("r") as f:
-                counts = {s: int(np.sum(g["committed"][()] == 1)) for s, g in f[fmt.SPLITS_GROUP].items()}
         else:
             self._create()
-            counts = {}
-        self.replay_pending()
-        return counts
+        self.replay_pending()  # side files first, in order, before any new row
+        return self.committed_counts()
+
+    def committed_counts(self) -> dict[str, int]:
+        """The number of committed rows per split in the store file."""
+        with self._file("r") as f:
+            return {s: int(np.sum(g["committed"][()] == 1)) for s, g in f[fmt.SPLITS_GROUP].items()}
 
     def _create(self) -> None:
         """Create an empty store atomically: written and fsynced under a temporary name, then renamed, so a
@@ -222,7 +227,7 @@ class StoreWriter:
             f.create_group(fmt.SPLITS_GROUP)
         _fsync_file(tmp)
         os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
 
     def _check_format(self, f: h5py.File) -> None:
         try:
@@ -249,11 +254,6 @@ class StoreWriter:
                 ds.resize(n_rows, axis=0)
 
     # ------------------------------------------------------------------ reading back
-    def committed_rows(self) -> dict[str, int]:
-        """Return the number of committed rows per split."""
-        with self._file("r") as f:
-            return {s: int(np.sum(g["committed"][()] == 1)) for s, g in f[fmt.SPLITS_GROUP].items()}
-
     def last_step(self, split: str) -> int | None:
         """Return the global step of the last committed row of ``split``, or None."""
         with self._file("r") as f:
@@ -292,7 +292,9 @@ class StoreWriter:
         3. memory, when not even a side file can be written: retried, in order, at every later
            :meth:`append` and by :meth:`retry`.
 
-        Rows always reach the store in order; I/O failures never raise (see :attr:`problem`).
+        Rows always reach the store in order; I/O failures never raise (see :attr:`problem`). A row that is
+        only in memory when this method returns is counted by :attr:`pending_rows` and reported by
+        :meth:`close` (and at interpreter exit) if it is never written.
 
         Returns:
             True if the row is in the store, False if it waits in a side file or in memory.
@@ -308,7 +310,7 @@ class StoreWriter:
         if self._problem is not None and not had_problem:
             warnings.warn(f"lightning-ddd: {self._problem}. Readers should use DecisionStore or `lightning-ddd "
                           "info`, which never hold the file.", stacklevel=2)
-        return not self._held and not self.pending_files() and self._last_in_store == (row.split, row.global_step)
+        return not self._held and not self.waiting_files() and self._last_in_store == (row.split, row.global_step)
 
     def retry(self) -> bool:
         """Move rows held in memory into the store or side files, in order.
@@ -340,6 +342,35 @@ class StoreWriter:
     def held_steps(self) -> list[int]:
         """Global steps of the rows held in memory, oldest first."""
         return [row.global_step for row in self._held]
+
+    @property
+    def pending_rows(self) -> dict[str, int]:
+        """Rows not in the store yet: ``{"side_files": n, "memory": m}`` (memory rows die with the process)."""
+        return {"side_files": len(self.waiting_files()), "memory": len(self._held)}
+
+    def held(self) -> list[Row]:
+        """The rows held in memory, oldest first (for a checkpoint to carry)."""
+        return list(self._held)
+
+    def hold(self, rows: list[Row]) -> None:
+        """Queue rows (from a checkpoint) before any later row; they are written at the next :meth:`retry`."""
+        for row in rows:
+            self._validate(row)
+        self._held[:0] = rows
+
+    def close(self) -> int:
+        """Try once more to write rows held in memory; warn about those that are still nowhere on disk.
+
+        Returns:
+            The number of rows still only in memory (lost when the process ends).
+        """
+        try:
+            self.retry()
+        except Exception as err:  # noqa: BLE001 - closing reports, it never raises over a row
+            warnings.warn(f"lightning-ddd: writing held rows to {str(self.path)!r} failed: {err}", stacklevel=2)
+        if self._held:
+            warnings.warn(f"lightning-ddd: {_unwritten(self)}", stacklevel=2)
+        return len(self._held)
 
     @property
     def problem(self) -> str | None:
@@ -384,7 +415,7 @@ class StoreWriter:
                 reason = (f"the store is busy ({err})" if self._is_busy(err) else
                           f"writing {str(self.path)!r} failed ({err}; {self._free_bytes() / 2**20:.1f} MiB free)")
         try:
-            self._save_pending(row)
+            save_side_file(self.path, row, self.run_id)
         except OSError as err:
             self._problem = (f"{reason}; a side file could not be written either ({err}). The row of split "
                              f"{row.split!r} at step {row.global_step} is kept in memory and retried")
@@ -535,123 +566,124 @@ class StoreWriter:
             stored[fresh] = new[fresh]
             group["targets"][...] = stored
 
+
     # ------------------------------------------------------------------ side files
-    def _save_pending(self, row: Row) -> Path:
-        folder = pending_dir(self.path)
-        folder.mkdir(parents=True, exist_ok=True)
-        name = f"{row.global_step:015d}-{time.time_ns()}-{row.split}.npz"
-        tmp = folder / (name + ".tmp")
-        arrays: dict[str, Any] = {k: v for k, v in row.sample_fields().items()}
-        arrays.update(row.extra_arrays())
-        arrays["targets"] = row.targets
-        arrays["__meta__"] = np.frombuffer(json.dumps({"split": row.split, "global_step": row.global_step,
-                                                       "epoch": row.epoch, "flags": int(row.flags),
-                                                       "num_classes": row.num_classes,
-                                                       "wall_time": row.wall_time,
-                                                       "class_names": row.class_names}).encode(), dtype=np.uint8)
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            if not any(folder.iterdir()):
-                folder.rmdir()
-            raise
-        final = folder / name
-        os.replace(tmp, final)
-        _fsync_dir(folder)
-        return final
-
-    @staticmethod
-    def _load_pending(path: Path) -> Row:
-        with np.load(path) as data:
-            meta = json.loads(data["__meta__"].tobytes().decode())
-            arrays = {k: data[k] for k in data.files if k != "__meta__"}
-        return Row(
-            split=meta["split"], global_step=int(meta["global_step"]), epoch=float(meta["epoch"]),
-            flags=fmt.RowFlag(meta["flags"]), num_classes=int(meta["num_classes"]),
-            wall_time=float(meta["wall_time"]), class_names=meta.get("class_names"), **arrays,
-        )
-
     def pending_files(self) -> list[Path]:
-        """Return the side files waiting to be appended, oldest step first."""
+        """Every side file of the store, oldest step first (including those :attr:`refused_side_files`)."""
         return pending_files(self.path)
 
-    def replay_pending(self, quiet: bool = False) -> bool:
-        """Append rows saved in side files.
+    def waiting_files(self) -> list[Path]:
+        """The side files still to be appended, oldest step first (those this writer refused left out)."""
+        return [p for p in self.pending_files() if p not in self._refused]
 
-        Args:
-            quiet: do not warn when the store is still busy.
+    @property
+    def refused_side_files(self) -> dict[Path, str]:
+        """Side files left in place because they can never be appended to this store, with the reason."""
+        return {p: why for p, why in self._refused.items() if p.exists()}
+
+    def _replay_one(self, f: h5py.File, path: Path) -> str | None:
+        """Append one side file's row to the open copy ``f``.
 
         Returns:
-            True when no side file is left.
+            ``"merged"``, ``"duplicate"`` (its row is already in the store), ``"gone"`` (merged meanwhile by
+            another writer), or None after recording why the file was refused.
         """
-        files = self.pending_files()
+        try:
+            row, run_id = load_side_file(path)
+            self._validate(row)
+        except FileNotFoundError:
+            return "gone"
+        except (SideFileError, ValueError) as err:
+            self._refused[path] = f"unreadable: {err}"
+            return None
+        if run_id and self.run_id and run_id != self.run_id:
+            self._refused[path] = f"parked by another run (id {run_id}; this store's run is {self.run_id})"
+            return None
+        group = f[fmt.SPLITS_GROUP].get(row.split)
+        if group is not None and split_complete(group):
+            r = self._drop_uncommitted(group)
+            if r and (int(group["global_step"][r - 1]), float(group["epoch"][r - 1])) == (row.global_step, row.epoch):
+                return "duplicate"  # appended before a crash that kept the side file
+        try:
+            self._append_open(f, row)
+        except StoreMismatchError as err:
+            self._refused[path] = str(err)
+            return None
+        return "merged"
+
+    def replay_pending(self, quiet: bool = False, announce: bool = True) -> bool:
+        """Append the rows parked in side files, oldest first, in one copy-on-write change.
+
+        A side file that can never be appended here (damaged, another run's, another dataset's, a step that
+        does not come after the store's last row) is left in place, named in one warning, and no longer holds
+        back later rows.
+
+        Args:
+            quiet: do not warn when the store cannot be written yet (it is retried later).
+            announce: say in one line how many rows were appended and which side files were refused.
+
+        Returns:
+            True when no side file waits any more.
+        """
+        files = self.waiting_files()
         if not files:
             return True
-        need = sum(2 * p.stat().st_size for p in files if p.exists()) + (4 << 20)
+        need = self._store_bytes() + sum(2 * p.stat().st_size for p in files if p.exists()) + (4 << 20)
         if self._free_bytes() < need:
             if not quiet:
-                warnings.warn(f"{len(files)} rows wait to be appended to {str(self.path)!r}, but only "
-                              f"{self._free_bytes() / 2**20:.1f} MiB are free.", stacklevel=2)
+                warnings.warn(f"lightning-ddd: {len(files)} row(s) wait in side files to be appended to "
+                              f"{str(self.path)!r}, but only {self._free_bytes() / 2**20:.1f} MiB are free.",
+                              stacklevel=2)
             return False
-        done: list[Path] = []
+        refused_before = set(self._refused)
+        outcome: dict[Path, str | None] = {}
         try:
             with self._rewrite() as f:
                 for path in files:
-                    try:
-                        row = self._load_pending(path)
-                    except FileNotFoundError:
-                        continue  # merged meanwhile by another writer
-                    group = f[fmt.SPLITS_GROUP].get(row.split)
-                    if group is not None and split_complete(group):
-                        r = self._drop_uncommitted(group)
-                        if r and (int(group["global_step"][r - 1]), float(group["epoch"][r - 1])) == (
-                                row.global_step, row.epoch):
-                            done.append(path)  # appended before a crash that kept the side file
-                            continue
-                    self._append_open(f, row)
-                    done.append(path)
+                    outcome[path] = self._replay_one(f, path)
         except (OSError, RuntimeError) as err:
+            for path in set(self._refused) - refused_before:
+                del self._refused[path]  # decided inside a copy that was thrown away
             if not quiet:
-                warnings.warn(f"{len(files)} rows still wait to be appended to {str(self.path)!r} ({err}).",
-                              stacklevel=2)
+                warnings.warn(f"lightning-ddd: {len(files)} row(s) still wait in side files to be appended to "
+                              f"{str(self.path)!r} ({err}).", stacklevel=2)
             return False
-        for path in done:  # only once the store with their rows has replaced the old one
-            path.unlink(missing_ok=True)
+        for path, what in outcome.items():  # only once the store with their rows has replaced the old one
+            if what in ("merged", "duplicate"):
+                path.unlink(missing_ok=True)
         folder = pending_dir(self.path)
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
+        merged = sum(what == "merged" for what in outcome.values())
+        refused = {p: why for p, why in self._refused.items() if p not in refused_before}
+        if announce and merged:
+            warnings.warn(f"lightning-ddd: appended {merged} row(s) parked in {str(folder)!r} to {str(self.path)!r} "
+                          "before any new row.", stacklevel=2)
+        if announce and refused:
+            names = "; ".join(f"{p.name}: {why}" for p, why in refused.items())
+            warnings.warn(f"lightning-ddd: left {len(refused)} side file(s) in {str(folder)!r} that cannot be "
+                          f"appended to {str(self.path)!r} ({names}); move them away once you have checked them.",
+                          stacklevel=2)
         return True
 
+    def _store_bytes(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
 
-def merge_pending(path: str | os.PathLike) -> tuple[int, int]:
-    """Merge the rows parked in ``<store>.pending/`` into the store (``lightning-ddd repair``).
 
-    Refused while a live recorder claims the store (it merges them itself at its next append or at the end
-    of fit).
+def _unwritten(writer: StoreWriter) -> str:
+    return (f"{len(writer._held)} row(s) for {str(writer.path)!r} (global steps {writer.held_steps}) were never "
+            f"written to the store or a side file ({writer.problem}); they are lost when this process ends.")
 
-    Returns:
-        ``(merged, left)``: rows merged, and rows still pending because the file is held by a reader.
 
-    Raises:
-        StoreLockedError: a live recorder on this host claims the store.
-        StoreFormatError: the store is damaged.
-    """
-    from lightning_ddd.store.lock import live_claim
+_LIVE_WRITERS: weakref.WeakSet[StoreWriter] = weakref.WeakSet()
 
-    path = Path(path)
-    holder = live_claim(path)
-    if holder:
-        raise StoreLockedError(f"{str(path)!r} is being recorded by {holder}; that recorder merges its pending rows "
-                               "itself. Run repair after it has finished.")
-    with h5py.File(path, "r", locking=False) as f:
-        checked = check_store(f, repr(str(path)))
-    writer = StoreWriter(path, run_name=str(checked.attrs.get("run_name", path.stem)),
-                         run_id=str(checked.attrs.get("run_id", "")))
-    before = len(writer.pending_files())
-    writer.replay_pending(quiet=True)
-    left = len(writer.pending_files())
-    return before - left, left
+
+@atexit.register
+def _report_unwritten_rows() -> None:
+    """At interpreter exit: say which rows of which store only ever lived in memory."""
+    for writer in list(_LIVE_WRITERS):
+        if writer._held:
+            print(f"lightning-ddd: warning: {_unwritten(writer)}", file=sys.stderr, flush=True)
