@@ -116,9 +116,12 @@ def cmd_plan(a: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------------------- report
 def _check_ranges(a: argparse.Namespace) -> None:
-    """Refuse options outside their range, one line each."""
+    """Refuse options outside their range, one line each: the one place where every command's options are
+    checked before anything is read or written (the number of runs a tolerance needs is checked once the runs
+    are loaded)."""
     for name, low in (("tolerance", 0), ("bootstrap", 0), ("per_run_limit", 1), ("seed", 0), ("epochs", 1),
-                      ("null_draws", 0), ("gallery_size", 0)):
+                      ("null_draws", 0), ("gallery_size", 0), ("trials", 1), ("practice", 0), ("per_class", 1),
+                      ("break_every", 0)):
         value = getattr(a, name, None)
         if value is not None and value < low:
             flag = "--" + name.replace("_", "-")
@@ -127,6 +130,12 @@ def _check_ranges(a: argparse.Namespace) -> None:
     if images is not None and not Path(images).is_dir():
         raise UserError(f"--images {images!r} is not a folder; give an ImageFolder-style folder (one sub-folder per "
                         "class, the split's images inside, in the order the dataset reads them).")
+    jspsych = getattr(a, "jspsych", None)
+    if jspsych is not None and not Path(jspsych).is_dir():
+        from lightning_ddd.study.jspsych import npm_install_command
+
+        raise UserError(f"--jspsych {jspsych!r} is not a folder; install jsPsych there first: "
+                        f"`{npm_install_command().replace('DIR', jspsych)}`.")
     epoch = getattr(a, "epoch", None)
     if epoch is not None and not (math.isfinite(epoch) and epoch >= 0):
         raise UserError(f"--epoch must be a finite number >= 0, got {epoch}.")
@@ -254,6 +263,11 @@ def cmd_export(a: argparse.Namespace) -> int:
     labels = None
     if len(runs) >= 2 * a.tolerance + 3:
         labels = summarize_difficulty(k, len(runs), tolerance=a.tolerance).labels
+    elif a.tolerance > 0:
+        raise UserError(f"--tolerance {a.tolerance} needs at least {2 * a.tolerance + 3} runs, got {len(runs)}: "
+                        f"pass --tolerance {max(0, (len(runs) - 3) // 2)} or fewer, or add runs.")
+    else:
+        say(f"no difficulty column: trivial / impossible need at least 3 runs, got {len(runs)}")
     table = per_sample_table(full.ids, full.targets, d, full.epochs, k, labels)
     with atomic_file(out) as tmp:
         write_table(table, tmp, a.format)
@@ -410,18 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_study_make(a: argparse.Namespace) -> int:
-    from lightning_ddd.study.jspsych import npm_install_command
     from lightning_ddd.study.make import StudyOptions, make_study
 
-    for name, low in (("trials", 1), ("practice", 0), ("per_class", 1), ("break_every", 0), ("tolerance", 0),
-                      ("seed", 0)):
-        if getattr(a, name) < low:
-            raise UserError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {getattr(a, name)}.")
-    if a.jspsych is not None and not Path(a.jspsych).is_dir():
-        raise UserError(f"--jspsych {a.jspsych!r} is not a folder; install jsPsych there first: "
-                        f"`{npm_install_command().replace('DIR', a.jspsych)}`.")
-    if a.images is not None and not Path(a.images).is_dir():
-        raise UserError(f"--images {a.images!r} is not a folder; give an ImageFolder-style folder of the split.")
+    _check_ranges(a)
     opts = StudyOptions(experiment=a.experiment, split=a.split, tolerance=a.tolerance, epoch=a.epoch,
                         trials=a.trials, practice=a.practice, per_class=a.per_class, seed=a.seed,
                         break_every=a.break_every, images=a.images, jspsych=a.jspsych,
@@ -436,8 +441,7 @@ def cmd_study_make(a: argparse.Namespace) -> int:
 def cmd_study_score(a: argparse.Namespace) -> int:
     from lightning_ddd.study.score import score_study
 
-    if a.bootstrap < 0:
-        raise UserError(f"--bootstrap must be an integer >= 0, got {a.bootstrap}.")
+    _check_ranges(a)
     summary = score_study(a.results, a.study, a.out, force=a.force, n_boot=a.bootstrap)
     if a.json:
         print(json.dumps(summary, indent=1, default=str))

@@ -22,6 +22,12 @@ class WithIndex:
     """
 
     def __init__(self, dataset: Any) -> None:
+        if _is_iterable_dataset(dataset):
+            raise TypeError(
+                f"WithIndex needs a map-style dataset (indexable, with a length), got the IterableDataset "
+                f"{type(dataset).__name__}, whose samples have no index. Yield the id with each sample instead "
+                "(a dict key 'index', or a third tuple element) or override DecisionRecorder.extract_batch."
+            )
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(
                 f"WithIndex needs a map-style dataset with __getitem__ and __len__, got {type(dataset).__name__}."
@@ -43,3 +49,8 @@ class WithIndex:
         if name == "dataset":
             raise AttributeError(name)
         return getattr(self.dataset, name)
+
+
+def _is_iterable_dataset(dataset: Any) -> bool:
+    """Whether ``dataset`` is a torch ``IterableDataset`` (checked by class name: no torch import here)."""
+    return any(c.__name__ == "IterableDataset" and c.__module__.startswith("torch.") for c in type(dataset).__mro__)

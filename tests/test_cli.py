@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -177,6 +179,35 @@ def test_bad_input_is_one_line_and_exit_1(stores, tmp_path, capsys):
            "different datasets")
     _fails(["report", str(stores), "--out", str(out), "--base", "nope"], capsys, "Base run 'nope'")
     assert not out.exists() and not list(tmp_path.glob(".never.tmp-*"))
+
+
+def test_a_tolerance_the_runs_cannot_support_is_refused(stores, tmp_path, capsys):
+    out = tmp_path / "x.csv"
+    _fails(["export", str(stores), "--tolerance", "100", "--out", str(out)], capsys,
+           r"--tolerance 100 needs at least 203 runs, got 4: pass --tolerance 0")
+    assert not out.exists()
+    _fails(["study", "make", str(stores), "--out", str(tmp_path / "st"), "--trials", "0"], capsys,
+           "--trials must be an integer >= 1")
+    _fails(["study", "score", "x.csv", "--study", str(tmp_path), "--out", str(tmp_path / "sc"), "--bootstrap", "-1"],
+           capsys, "--bootstrap must be an integer >= 0")
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None or not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="needs root and setpriv to drop the right to read every file")
+def test_a_store_the_user_may_not_read_says_permission_denied(stores, tmp_path):
+    store = tmp_path / "base.h5"
+    shutil.copy(stores / "base.h5", store)
+    store.chmod(0o000)  # root without CAP_DAC_OVERRIDE is refused like any user
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    for argv in (["info", str(store)], ["report", str(store), "--out", str(tmp_path / "r")],
+                 ["export", str(store), "--out", str(tmp_path.parent / f"{tmp_path.name}.csv")]):
+        proc = subprocess.run([*drop, sys.executable, "-m", "lightning_ddd.cli", *argv], capture_output=True,
+                              text=True, timeout=120)
+        lines = [ln for ln in proc.stderr.strip().splitlines() if not ln.startswith("[lightning-ddd]")]
+        assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+        assert "Permission denied" in lines[0] and str(store) in lines[0], proc.stderr
+        assert "damaged" not in lines[0] and "hdf5" not in lines[0].lower()
+    store.chmod(0o644)
 
 
 @pytest.mark.parametrize("sub", ["info", "report", "export", "demo"])

@@ -148,3 +148,36 @@ def test_store_of_another_dataset_is_refused(tmp_path):
 def test_bad_configuration_fails_in_init(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DecisionRecorder("ddd", **kwargs)
+
+
+class NoOutputs(DigitsClassifier):
+    """validation_step neither calls a module nor returns anything: the recorder must refuse."""
+
+    def validation_step(self, batch, batch_idx):
+        return None
+
+
+def test_a_recorder_refused_before_its_first_row_leaves_nothing_behind(tmp_path):
+    train, val = digits_loaders()
+    folder = tmp_path / "runs" / "ddd"
+    with pytest.raises(ValueError, match="no logits"):
+        trainer(tmp_path, [DecisionRecorder(folder, run_name="r")]).fit(NoOutputs(), train, val)
+    assert not (tmp_path / "runs").exists()  # it created runs/ddd/: both are gone again
+    mine = tmp_path / "mine"
+    (mine / "ddd").mkdir(parents=True)  # a folder the user made stays
+    with pytest.raises(ValueError, match="no logits"):
+        trainer(tmp_path, [DecisionRecorder(mine / "ddd", run_name="r")]).fit(NoOutputs(), train, val)
+    assert (mine / "ddd").is_dir() and not list((mine / "ddd").iterdir())
+
+
+def test_with_index_refuses_an_iterable_dataset_in_one_line():
+    from torch.utils.data import IterableDataset
+
+    from lightning_ddd import WithIndex
+
+    class Stream(IterableDataset):
+        def __iter__(self):
+            yield from range(3)
+
+    with pytest.raises(TypeError, match="IterableDataset Stream.*no index.*'index'"):
+        WithIndex(Stream())

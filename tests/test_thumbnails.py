@@ -155,8 +155,8 @@ def test_damaged_thumbnails_are_one_clear_error_and_the_rows_stay_readable(tmp_p
 
 def test_thumbnails_survive_a_side_file(tmp_path):
     from lightning_ddd.store.format import RowFlag
-    from lightning_ddd.store.row import Row
     from lightning_ddd.store.pending import merge_pending, save_side_file
+    from lightning_ddd.store.row import Row
     from lightning_ddd.store.writer import StoreWriter
 
     n = 10

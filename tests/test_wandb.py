@@ -94,3 +94,23 @@ def test_ddp_fork_logs_once_per_row_and_completely(tmp_path):
     assert len([r for r in rows if "ddd/val/hard_samples" in r]) == 1  # every 10 rows: only the last, at fit end
     assert len([r for r in rows if "ddd/val/rows_correct_hist" in r]) == 3
     assert len([a for a in artifacts(run_file(tmp_path)) if a.type == "decision-store"]) == 1
+
+
+def test_a_media_failure_is_one_warning_and_never_takes_the_artifact_or_other_media(tmp_path, monkeypatch):
+    from lightning_ddd.live.wandb_media import WandbMedia
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("thumbnail reader broke")
+
+    monkeypatch.setattr(WandbMedia, "_table", broken)
+    logger = WandbLogger(project="ddd-test", save_dir=str(tmp_path), offline=True)
+    train, val = digits_loaders()
+    rec = DecisionRecorder(tmp_path / "ddd", run_name="wb", wandb_table_rows=20, wandb_table_every_n_epochs=1)
+    with pytest.warns(UserWarning, match="hard_samples.*thumbnail reader broke") as caught:
+        trainer(tmp_path, [rec], logger=logger, max_epochs=3).fit(DigitsClassifier(), train, val)
+    assert sum("could not be logged" in str(w.message) for w in caught) == 1  # once, not once per row
+    logger.experiment.finish()
+    rows = history(run_file(tmp_path))
+    assert len([r for r in rows if "ddd/val/rows_correct_hist" in r]) == 3  # the other media of every row
+    assert not [r for r in rows if "ddd/val/hard_samples" in r]
+    assert len([a for a in artifacts(run_file(tmp_path)) if a.type == "decision-store"]) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 from wandb.proto import wandb_internal_pb2
@@ -72,7 +73,24 @@ def artifacts(path: str | Path) -> list:
     return [rec.artifact for rec in records(path) if rec.WhichOneof("record_type") == "artifact"]
 
 
-def run_file(save_dir: str | Path) -> Path:
-    files = sorted(Path(save_dir).rglob("run-*.wandb"))
-    assert files, f"no offline run file under {save_dir}"
-    return files[-1]
+def run_file(save_dir: str | Path, limit_s: float = 600.0) -> Path:
+    """The run file, once W&B's service has written all of it (its ``exit`` record).
+
+    ``run.finish()`` returns when the service has *handled* the exit; the service writes the file from its own
+    process, so on a busy machine the file's last records can land a moment later. This waits for that
+    condition (the limit only turns a run that never finishes into a clear failure), never for a fixed time.
+    """
+    deadline = time.monotonic() + limit_s
+    while True:
+        files = sorted(Path(save_dir).rglob("run-*.wandb"))
+        if files and any(r.WhichOneof("record_type") == "exit" for r in _records_so_far(files[-1])):
+            return files[-1]
+        assert time.monotonic() < deadline, f"no complete offline run file under {save_dir} after {limit_s:g} s"
+        time.sleep(0.2)
+
+
+def _records_so_far(path: Path) -> list:
+    try:
+        return records(path)
+    except Exception:  # noqa: BLE001 - a record still being written
+        return []

@@ -36,7 +36,12 @@ def find_stores(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list
         text = str(item)
         path = Path(text)
         if path.is_dir():
-            matches = sorted(p for p in path.iterdir() if p.suffix in STORE_SUFFIXES)
+            try:
+                matches = sorted(p for p in path.iterdir() if p.suffix in STORE_SUFFIXES)
+            except PermissionError:
+                from lightning_ddd.store.errors import permission_denied
+
+                raise permission_denied(path, "list") from None
             if not matches:
                 raise FileNotFoundError(f"No .h5 decision stores in directory {text!r}.")
         elif any(ch in text for ch in "*?["):

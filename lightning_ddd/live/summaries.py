@@ -9,6 +9,7 @@ recorder's background thread.
 from __future__ import annotations
 
 import dataclasses
+import queue
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -69,7 +70,8 @@ class LiveSummaries:
         self.media = WandbMedia(wandb.table_rows, wandb.thumbnail_unnormalize, wandb.artifact_max_mb)
         self.live: dict[str, DynamicsAccumulator] = {}
         self.epochs: dict[str, list[float]] = {}
-        self.media_failed = False
+        self.failed_items: set[str] = set()
+        self.outbox: queue.SimpleQueue[tuple[Any, dict[str, Any]]] = queue.SimpleQueue()
         self.table_pending: dict[str, tuple[Any, EpochArrays]] = {}
         self.media_calls: dict[str, int] = {}
         self.store: Path | None = None
@@ -128,13 +130,14 @@ class LiveSummaries:
     # ------------------------------------------------------------------ W&B media
     def log_media(self, trainer: Trainer, split: str, a: EpochArrays, loader: Any,
                   submit: Callable[[Callable[[], None]], None], store: Path | None = None) -> None:
-        """W&B media on global rank 0 only, never during the sanity check; built and logged by ``submit``
-        (the background thread); a failure only warns."""
-        if not self.wandb.media or self.media_failed or trainer.sanity_checking or not trainer.is_global_zero:
+        """W&B media on global rank 0 only, never during the sanity check; built by ``submit`` (the background
+        thread) and logged by the training thread (:meth:`drain`); a failure only warns, naming the item."""
+        if not self.wandb.media or trainer.sanity_checking or not trainer.is_global_zero:
             return
         logger = find_wandb_logger(trainer)
         if logger is None:
             return
+        self.drain()
         calls = self.media_calls.get(split, 0)
         self.media_calls[split] = calls + 1
         # the table (thumbnails) costs most: every n-th row, and the last one at the end of fit
@@ -150,13 +153,32 @@ class LiveSummaries:
         submit(lambda: self._emit(logger, prepared, dataset, step))
 
     def _emit(self, logger: Any, prepared: dict[str, Any], dataset: Any, step: int) -> None:
-        if self.media_failed:
-            return
-        try:
-            self.media.emit(logger, prepared, dataset, step, self.prefix, self.store)
-        except Exception as err:  # noqa: BLE001 - media must never stop training
-            self.media_failed = True
-            warnings.warn(f"DecisionRecorder: W&B media disabled after an error: {err!r}", stacklevel=2)
+        """Build a snapshot's media (any thread) and queue them for the training thread."""
+        payload, failed = self.media.build(prepared, dataset, step, self.prefix, self.store)
+        for key, err in failed.items():
+            self._warn_failure(key, err)
+        if len(payload) > 1:
+            self.outbox.put((logger, payload))
+
+    def drain(self) -> None:
+        """Log the media built so far, on the calling (training) thread: W&B's ``run.log`` is only ever called
+        from the thread that also logs Lightning's metrics, never concurrently with it."""
+        while not self.outbox.empty():
+            try:
+                logger, payload = self.outbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                logger.experiment.log(payload)
+            except Exception as err:  # noqa: BLE001 - media must never stop training
+                self._warn_failure(", ".join(k for k in payload if k != "trainer/global_step"), repr(err))
+
+    def _warn_failure(self, what: str, err: str) -> None:
+        """One warning per failing item; later items and the store artifact are still logged."""
+        if what not in self.failed_items:
+            self.failed_items.add(what)
+            warnings.warn(f"DecisionRecorder: W&B media {what!r} could not be logged ({err}); the other media and "
+                          "the store artifact are still logged.", stacklevel=3)
 
     def finish_fit(self, trainer: Trainer, store: Path | None, run_name: str,
                    warn: Callable[[str], None]) -> None:
@@ -167,12 +189,17 @@ class LiveSummaries:
         logger = find_wandb_logger(trainer)
         if logger is None:
             return
-        if self.wandb.media and self.table_pending and not self.media_failed:
+        self.drain()  # every row's media, built in the background, before the end-of-fit items
+        if self.wandb.media and self.table_pending:
             for split, (dataset, a) in self.table_pending.items():  # the last rows' table, if skipped
-                prepared = self.media.prepare(split, self.live[split], self.epochs[split], a.pred, a.targets,
-                                              table=True, charts=False)
-                self._emit(logger, prepared, dataset, int(trainer.global_step))
+                try:
+                    prepared = self.media.prepare(split, self.live[split], self.epochs[split], a.pred, a.targets,
+                                                  table=True, charts=False)
+                    self._emit(logger, prepared, dataset, int(trainer.global_step))
+                except Exception as err:  # noqa: BLE001 - never takes the artifact with it
+                    self._warn_failure(f"{self.prefix}/{split}/hard_samples", repr(err))
             self.table_pending.clear()
+            self.drain()
         if self.wandb.media and store.exists():
             try:
                 self.media.log_store(logger, store, run_name)

@@ -120,27 +120,40 @@ class WandbMedia:
                             for i in ids]
         return out
 
-    def emit(self, logger: Any, prepared: dict[str, Any], dataset: Any, global_step: int, prefix: str,
-             store: Path | None = None) -> None:
+    def build(self, prepared: dict[str, Any], dataset: Any, global_step: int, prefix: str,
+              store: Path | None = None) -> tuple[dict[str, Any], dict[str, str]]:
         """Build the W&B objects of a snapshot (thumbnails included: the store's, as the report shows them,
-        else read from the dataset) and log them (any thread)."""
+        else read from the dataset), any thread; nothing is logged here.
+
+        Each item is built on its own: one that fails is left out and named, the others still go.
+
+        Returns:
+            The payload for ``run.log`` (with ``trainer/global_step``), and ``{key: error}`` for the items that
+            could not be built.
+        """
         import wandb
 
         key = f"{prefix}/{prepared['split']}"
-        payload: dict[str, Any] = {"trainer/global_step": global_step}
+        makers: dict[str, Any] = {}
         charts = prepared["charts"]
         if charts is not None:
-            payload[f"{key}/rows_correct_hist"] = wandb.Histogram(charts["rows_correct"])
+            makers[f"{key}/rows_correct_hist"] = lambda: wandb.Histogram(charts["rows_correct"])
             if charts["first_learned"] is not None:
-                payload[f"{key}/first_learned_hist"] = wandb.Histogram(charts["first_learned"])
+                makers[f"{key}/first_learned_hist"] = lambda: wandb.Histogram(charts["first_learned"])
             if charts["xs"]:
-                payload[f"{key}/categories"] = wandb.plot.line_series(
+                makers[f"{key}/categories"] = lambda: wandb.plot.line_series(
                     xs=charts["xs"], ys=charts["ys"], keys=["always learned", "never learned", "flip-flopping"],
                     title=f"{prepared['split']}: categories so far", xname="epoch")
         if prepared["table"] is not None:
-            payload[f"{key}/hard_samples"] = self._table(prepared["table"], dataset, store, prepared["split"])
-        if len(payload) > 1:
-            logger.experiment.log(payload)
+            makers[f"{key}/hard_samples"] = lambda: self._table(prepared["table"], dataset, store, prepared["split"])
+        payload: dict[str, Any] = {"trainer/global_step": global_step}
+        failed: dict[str, str] = {}
+        for name, make in makers.items():
+            try:
+                payload[name] = make()
+            except Exception as err:  # noqa: BLE001 - one item's failure never takes the others with it
+                failed[name] = repr(err)
+        return payload, failed
 
     def _table(self, rows: list[tuple], dataset: Any, store: Path | None = None, split: str = "val") -> Any:
         import wandb

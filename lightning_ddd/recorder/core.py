@@ -439,9 +439,12 @@ class DecisionRecorderCore:
         except Exception as err:  # noqa: BLE001 - the original exception matters more
             warnings.warn(f"DecisionRecorder: a queued write failed too: {err!r}", stacklevel=2)
         if trainer.is_global_zero:
-            if self._session.discard_if_untrained():
+            discarded = self._session.discard_if_untrained()
+            if discarded:
                 self._live.reset()
             self._session.release()
+            if discarded:
+                self._session.remove_created_folders()
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Apply a checkpoint's state (only ``fit`` resumes a store), resolve the store, and continue the
@@ -526,8 +529,9 @@ class DecisionRecorderCore:
                               self.thumbnails if self.thumbnails.train else None, self._class_names(self.train_split))
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
-        """Start capturing forward outputs of this training batch."""
+        """Start capturing forward outputs of this training batch; log W&B media built since the last batch."""
         self._capture.begin(self._train_active)
+        self._live.drain()
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:

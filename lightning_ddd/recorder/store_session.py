@@ -87,6 +87,7 @@ class StoreSession:
         self.last_step: dict[str, int] = {}
         self.jobs = BackgroundJobs()
         self.carried_steps: set[tuple[str, int]] = set()
+        self.created_dirs: list[Path] = []
         self.carry_bound_warned = False
 
     # ------------------------------------------------------------------ resolving
@@ -118,6 +119,8 @@ class StoreSession:
         lock = StoreLock(path, run_id, token)
 
         def open_on_rank_zero() -> dict[str, int]:
+            folder = path.parent.absolute()
+            self.created_dirs = [d for d in (folder, *folder.parents) if not d.exists()]
             lock.acquire(resuming=bool(self.restored))
             try:
                 if path.exists() and not self.restored:
@@ -396,6 +399,16 @@ class StoreSession:
         """Give up the store's claim (rank 0)."""
         if self.lock is not None:
             self.lock.release()
+
+    def remove_created_folders(self) -> None:
+        """Remove the folders this run created for its store, deepest first, when they are empty (after
+        :meth:`discard_if_untrained`: nothing it created stays when nothing was recorded)."""
+        for folder in self.created_dirs:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty (something else is in it) or not ours to remove
+        self.created_dirs = []
 
     def close_jobs(self) -> None:
         """Finish the queued jobs and stop the background thread."""

@@ -61,7 +61,7 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _arrays(row: Row, run_id: str | None) -> dict[str, np.ndarray]:
+def _arrays(row: Row, run_id: str | None) -> dict[str, Any]:
     arrays: dict[str, Any] = dict(row.sample_fields())
     arrays.update(row.extra_arrays())
     arrays["targets"] = row.targets

@@ -20,9 +20,9 @@ import h5py
 import numpy as np
 
 from lightning_ddd.store import format as fmt
-from lightning_ddd.store.errors import StoreError, StoreFormatError
-from lightning_ddd.store.validate import CheckedStore, check_store
+from lightning_ddd.store.errors import StoreError, StoreFormatError, permission_denied
 from lightning_ddd.store.pending import pending_files
+from lightning_ddd.store.validate import CheckedStore, check_store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +71,11 @@ class DecisionStore:
             raise StoreFormatError(f"{str(self.path)!r} is a directory, not a decision store file.")
         if not self.path.exists():
             raise FileNotFoundError(f"No decision store at {str(self.path)!r}.")
+        try:
+            with open(self.path, "rb"):
+                pass
+        except PermissionError:
+            raise permission_denied(self.path) from None
         checked = self._load_checked()
         self.attrs: dict[str, Any] = checked.attrs
         self._metadata = checked.metadata

@@ -12,11 +12,11 @@ is retried in order, and is reported by :meth:`StoreWriter.close` and at interpr
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import shutil
-import atexit
 import sys
 import threading
 import time
@@ -30,7 +30,7 @@ import h5py
 import numpy as np
 
 from lightning_ddd.store import format as fmt
-from lightning_ddd.store.errors import StoreFormatError, StoreMismatchError
+from lightning_ddd.store.errors import StoreFormatError, StoreMismatchError, permission_denied
 from lightning_ddd.store.pending import (
     SideFileError,
     fsync_dir,
@@ -190,6 +190,8 @@ class StoreWriter:
         for stale in self.path.parent.glob(f".{self.path.resolve().name}.tmp-*"):
             stale.unlink(missing_ok=True)  # a copy left by a killed write: the store itself is whole
         if self.path.exists():
+            if not os.access(self.path, os.R_OK | os.W_OK):
+                raise permission_denied(self.path, "write")
             with self._file("r") as f:
                 self._check_format(f)
                 tidy = any(not split_complete(g) or bool((g["committed"][()] != 1).any())
