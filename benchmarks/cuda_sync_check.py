@@ -33,7 +33,7 @@ def main() -> int:
     import torchvision
     from torch.utils.data import DataLoader, TensorDataset
 
-    from lightning_ddd import DecisionRecorder, WithIndex
+    from lightning_ddd import DecisionRecorder, WandbOptions, WithIndex
 
     @contextlib.contextmanager
     def sync_errors():
@@ -140,7 +140,8 @@ def main() -> int:
         callbacks = [CountStop(counter)]
         with tempfile.TemporaryDirectory() as tmp:
             if with_recorder:
-                callbacks.append(StrictRecorder(tmp, run_name="cuda", record_train=True, wandb_media=False))
+                callbacks.append(StrictRecorder(tmp, run_name="cuda", record_train=True,
+                                                wandb=WandbOptions(media=False)))
             callbacks.append(CountStart(counter))
             trainer = pl.Trainer(accelerator="gpu", devices=1, precision="32-true", max_epochs=1, logger=False,
                                  enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,

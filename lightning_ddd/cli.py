@@ -46,7 +46,13 @@ def cmd_info(a: argparse.Namespace) -> int:
             epochs = s["epochs"]
             span = f"epochs {epochs[0]:g}..{epochs[-1]:g}" if epochs else "no rows yet"
             print(f"  split {name!r} ({s['kind']}): {s['num_rows']} rows ({span}), {s['num_samples']} samples, "
-                  f"{s['num_classes']} classes, fields {', '.join(s['fields'])}")
+                  f"output width {s['num_classes']} ({s['distinct_targets']} distinct targets), "
+                  f"fields {', '.join(s['fields'])}")
+            partial = [(i, c) for i, c in enumerate(s["evaluated_per_row"]) if c < s["num_samples"]]
+            if partial:
+                shown = ", ".join(f"row {i}: {c}" for i, c in partial[:6]) + (" ..." if len(partial) > 6 else "")
+                print(f"  {len(partial)} of {s['num_rows']} rows cover only part of the {s['num_samples']} samples "
+                      f"({shown}; e.g. Trainer(limit_val_batches=...)); the others are 'not evaluated' there")
         if d["pending_rows"]:
             print(f"  {d['pending_rows']} row(s) pending in {d['path']}.pending/ (not yet in the store); run "
                   f"`lightning-ddd repair {d['path']}` to merge them")

@@ -72,6 +72,48 @@ def validation_loaders(trainer: Any, validating: bool) -> Any:
     return combined.iterables if combined is not None else trainer.val_dataloaders
 
 
+def _data_loops(trainer: Any) -> list[Any]:
+    return [trainer.fit_loop, trainer.fit_loop.epoch_loop.val_loop, trainer.validate_loop]
+
+
+def on_loaders_ready(trainer: Any, callback: Any) -> None:
+    """Call ``callback(loader, training)`` for every dataloader of the fit and validation loops each time a loop has set
+    its dataloaders up (Lightning's sampler injection done) and before it iterates them.
+
+    No callback hook runs between the two (``on_*_epoch_start`` comes after the loop created its iterator,
+    which with workers has already drawn indices), so each loop's ``setup_data`` is wrapped; undone by
+    :func:`remove_loader_hooks`.
+    """
+    try:
+        loops = _data_loops(trainer)
+    except AttributeError:
+        raise _missing(trainer, "the fit and validation loops") from None
+    for loop in loops:
+        if not hasattr(loop, "setup_data") or not hasattr(loop, "_combined_loader"):
+            raise _missing(trainer, f"{type(loop).__name__}.setup_data")
+        if "setup_data" in vars(loop):
+            continue  # already wrapped
+
+        def setup_data(*args: Any, _loop: Any = loop, _original: Any = loop.setup_data, **kwargs: Any) -> Any:
+            result = _original(*args, **kwargs)
+            combined = getattr(_loop, "_combined_loader", None)
+            for loader in getattr(combined, "flattened", None) or []:
+                callback(loader, _loop is trainer.fit_loop)
+            return result
+
+        loop.setup_data = setup_data
+
+
+def remove_loader_hooks(trainer: Any) -> None:
+    """Undo :func:`on_loaders_ready`."""
+    try:
+        loops = _data_loops(trainer)
+    except AttributeError:
+        return
+    for loop in loops:
+        vars(loop).pop("setup_data", None)
+
+
 def training_position(trainer: Any) -> tuple[bool, int]:
     """``(is_last_batch, batch_idx)`` of the running training epoch."""
     try:

@@ -14,12 +14,11 @@ import pytorch_lightning as pl
 
 from lightning_ddd.recorder.before_fit import validate_before_fit
 from lightning_ddd.recorder.core import DecisionRecorderCore
-from lightning_ddd.recorder.docs import RECORDER_DOC
 from lightning_ddd.with_index import WithIndex
 
 
 class DecisionRecorder(DecisionRecorderCore, pl.Callback):
-    __doc__ = RECORDER_DOC
+    __doc__ = DecisionRecorderCore.__doc__
     _pl = pl
 
 

@@ -223,3 +223,22 @@ def test_help_explains_every_option(sub, capsys):
         assert action.help, f"{sub} {action.option_strings or action.dest} has no help"
         for opt in action.option_strings:
             assert opt in text
+
+
+def test_partial_rows_are_visible_in_info_and_the_report(tmp_path, capsys):
+    """limit_val_batches: each row covers part of the split; info, summary.json and the page say so."""
+    folder = tmp_path / "runs"
+    for name, seed in (("a", 0), ("b", 1), ("c", 2)):
+        train, val = digits_loaders(val_batch_size=100)
+        trainer(folder, [DecisionRecorder(folder, run_name=name)], max_epochs=2, limit_val_batches=3,
+                num_sanity_val_steps=0).fit(DigitsClassifier(init_seed=seed), train, val)
+    assert main(["info", str(folder / "a.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "output width 10 (10 distinct targets)" in out
+    assert "2 of 2 rows cover only part of the 809 samples (row 0: 300, row 1: 300" in out
+    assert main(["report", str(folder), "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert summary["coverage"]["evaluated_per_row"]["a"] == [300, 300]
+    assert summary["coverage"]["evaluated_at_comparison"] == {"a": 300, "b": 300, "c": 300}
+    assert any("cover only part of the 809 samples" in n for n in summary["notes"])
+    assert "cover only part of the 809 samples" in (tmp_path / "rep" / "index.html").read_text()

@@ -16,13 +16,15 @@ from lightning_ddd import DecisionRecorder, DecisionStore, WithIndex
 from lightning_ddd.demo.models import DigitsClassifier
 
 
-@pytest.mark.parametrize("strategy,ids", [("ddp_spawn", "sampler"), ("ddp_fork", "batch")])
+@pytest.mark.parametrize("strategy,ids", [("ddp_spawn", "sampler"), ("ddp_fork", "batch"), ("ddp_fork", "shuffled")])
 def test_ddp_rows_equal_single_process_evaluation(tmp_path, strategy, ids):
     x, y = val_tensors()
     assert len(y) % 2 == 1  # DistributedSampler pads one duplicate
     train, val = digits_loaders(val_batch_size=64)
     if ids == "batch":
         val = DataLoader(WithIndex(val.dataset), batch_size=64)
+    if ids == "shuffled":  # Lightning injects its DistributedSampler; the ids come from its own draws
+        val = DataLoader(val.dataset, batch_size=64, shuffle=True)
     (tmp_path / "ref").mkdir()
     rec = DecisionRecorder(tmp_path, run_name="ddp")
     t = trainer(tmp_path, [rec, FileReference(tmp_path / "ref", x, y)], strategy=strategy, devices=2, max_epochs=2)

@@ -56,3 +56,34 @@ def test_docstring_examples_run(module):
     mod = importlib.import_module(module)
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_lightning_package_is_the_users_own(monkeypatch):
+    import importlib.util
+
+    import lightning_ddd
+
+    real = importlib.util.find_spec
+    for present, want in (({"pytorch_lightning"}, "lightning_ddd.pytorch_lightning"), (set(), None)):
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, _p=present: real(name, *a)
+                            if name not in ("lightning", "pytorch_lightning") or name in _p else None)
+        if want is None:
+            with pytest.raises(ImportError, match="neither `lightning` nor `pytorch_lightning`.*lightning-ddd\\["):
+                lightning_ddd._recorder_module("DecisionRecorder")
+        else:
+            assert lightning_ddd._recorder_module("DecisionRecorder") == want
+    text = (ROOT / "pyproject.toml").read_text()
+    deps = text[text.index("dependencies = ["): text.index("[project.optional-dependencies]")]
+    assert "lightning" not in deps.replace("# Lightning", "")  # neither package forced on the user
+
+
+@pytest.mark.parametrize("torch_v,numpy_v,ok", [("2.1.0", "2.2.6", False), ("2.2.2+cu121", "2.0.0", False),
+                                                 ("2.1.0", "1.26.4", True), ("2.3.0", "2.2.6", True)])
+def test_an_old_torch_beside_numpy_2_is_refused_in_one_line(torch_v, numpy_v, ok):
+    from lightning_ddd.recorder.core import check_torch_numpy
+
+    if ok:
+        check_torch_numpy(torch_v, numpy_v)
+    else:
+        with pytest.raises(ImportError, match="built against NumPy 1.*numpy<2"):
+            check_torch_numpy(torch_v, numpy_v)

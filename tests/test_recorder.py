@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import (
     BinaryModel,
     CallsSubmodule,
@@ -50,7 +51,8 @@ def test_rows_equal_independent_evaluation(tmp_path):
     assert (s.read("val", "pred")[0] != s.read("val", "pred")[-1]).any()
 
 
-@pytest.mark.parametrize("model_cls,module", [(ReturnLogits, None), (ReturnDict, None), (CallsSubmodule, "net")])
+@pytest.mark.parametrize("model_cls,module", [(ReturnLogits, None), (ReturnDict, None), (CallsSubmodule, "net"),
+                                              (CallsSubmodule, None)])
 def test_capture_paths(tmp_path, model_cls, module):
     x, y = val_tensors()
     rec, ref = DecisionRecorder(tmp_path, run_name="r", module=module), ReferenceEval(x, y)
@@ -58,9 +60,16 @@ def test_capture_paths(tmp_path, model_cls, module):
     assert_store_matches(tmp_path / "r.h5", ref)
 
 
+class NoLogitsAnywhere(DigitsClassifier):
+    """validation_step computes a scalar and calls no module: nothing classifier-shaped."""
+
+    def validation_step(self, batch, batch_idx):
+        return (batch[0] ** 2).mean()
+
+
 def test_no_logits_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="found no logits.*extract_batch"):
-        fit(tmp_path, CallsSubmodule(), DecisionRecorder(tmp_path, run_name="r"))
+    with pytest.raises(ValueError, match="found no logits.*any submodule.*extract_batch"):
+        fit(tmp_path, NoLogitsAnywhere(arch="mlp"), DecisionRecorder(tmp_path, run_name="r"))
 
 
 def test_dict_batches_with_ids(tmp_path):
@@ -84,11 +93,32 @@ def test_with_index_on_a_shuffled_loader(tmp_path):
     assert_store_matches(tmp_path / "r.h5", ref)
 
 
-def test_shuffled_loader_without_ids_names_with_index(tmp_path):
+class UnpacksTwo(DigitsClassifier):
+    """The examples' own steps: ``x, y = batch`` (a WithIndex batch would break them)."""
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self(x), y)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_shuffled_loader_is_recorded_exactly_without_changing_the_batch(tmp_path, workers):
     x, y = val_tensors()
     train, _ = digits_loaders()
-    val = DataLoader(TensorDataset(x, y), batch_size=100, shuffle=True)
-    with pytest.raises(ValueError, match="WithIndex"):
+    val = DataLoader(TensorDataset(x, y), batch_size=100, shuffle=True, num_workers=workers,
+                     persistent_workers=workers > 0)
+    rec, ref = DecisionRecorder(tmp_path, run_name="r"), ReferenceEval(x, y)
+    fit(tmp_path, UnpacksTwo(), rec, ref, train=train, val=val, max_epochs=3)
+    assert_store_matches(tmp_path / "r.h5", ref)  # ids from the sampler's own draws, in batch order
+
+
+def test_a_custom_batch_sampler_that_shuffles_names_with_index(tmp_path):
+    x, y = val_tensors()
+    train, _ = digits_loaders()
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0)).tolist()
+    batches = [order[i:i + 100] for i in range(0, len(order), 100)]
+    val = DataLoader(TensorDataset(x, y), batch_sampler=batches)  # not torch's BatchSampler: cannot be watched
+    with pytest.raises(ValueError, match="WithIndex.*changes the batch"):
         fit(tmp_path, DigitsClassifier(), DecisionRecorder(tmp_path, run_name="r"), train=train, val=val)
 
 
@@ -100,10 +130,10 @@ def test_a_third_element_that_is_not_an_id_is_not_taken_for_one(tmp_path):
     fit(tmp_path, DigitsClassifier(), rec, ref, train=train, val=val)
     assert_store_matches(tmp_path / "r.h5", ref)  # ids from the sequential sampler, provably right
     shuffled = DataLoader(TensorDataset(x, y, torch.rand(len(y))), batch_size=100, shuffle=True)
-    with pytest.raises(ValueError, match="WithIndex"):
-        fit(tmp_path / "b", DigitsClassifier(), DecisionRecorder(tmp_path / "b", run_name="r"), train=train,
-            val=shuffled)
-    assert not (tmp_path / "b" / "r.h5").exists() or DecisionStore(tmp_path / "b" / "r.h5").info("val").num_rows == 0
+    ref = ReferenceEval(x, y)
+    fit(tmp_path / "b", DigitsClassifier(), DecisionRecorder(tmp_path / "b", run_name="r"), ref, train=train,
+        val=shuffled)
+    assert_store_matches(tmp_path / "b" / "r.h5", ref)  # ids from the shuffling sampler's own draws
 
 
 def test_bf16_mixed_is_upcast(tmp_path):

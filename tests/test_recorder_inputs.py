@@ -143,7 +143,8 @@ def test_store_of_another_dataset_is_refused(tmp_path):
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"precision": "bf16"}, "precision"), ({"splits": ["a", "a"]}, "distinct"), ({"locking": "maybe"}, "locking"),
-    ({"flip_threshold": 0}, "flip_threshold"),
+    ({"flip_threshold": 0}, "flip_threshold"), ({"pending_timeout": -1}, "pending_timeout"),
+    ({"outputs": "logit"}, "outputs"), ({"class_names": "cat"}, "class_names"),
 ])
 def test_bad_configuration_fails_in_init(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -181,3 +182,18 @@ def test_with_index_refuses_an_iterable_dataset_in_one_line():
 
     with pytest.raises(TypeError, match="IterableDataset Stream.*no index.*'index'"):
         WithIndex(Stream())
+
+
+def test_one_way_to_configure_flat_arguments_are_deprecated_and_never_silently_lose():
+    from lightning_ddd import ThumbnailOptions, WandbOptions
+
+    rec = DecisionRecorder("ddd", wandb=WandbOptions(table_rows=7), thumbnails=ThumbnailOptions(size=16))
+    assert rec.wandb.table_rows == 7 and rec.thumbnails.size == 16
+    with pytest.warns(FutureWarning, match=r"\['thumbnail_size', 'wandb_table_rows'\] are deprecated.*"
+                                           r"WandbOptions\(table_rows=\.\.\.\).*ThumbnailOptions\(size=\.\.\.\)"):
+        old = DecisionRecorder("ddd", wandb_table_rows=7, thumbnail_size=16)
+    assert old.wandb == rec.wandb and old.thumbnails == rec.thumbnails  # the same configuration
+    with pytest.raises(ValueError, match="either wandb=WandbOptions.*not both"):
+        DecisionRecorder("ddd", wandb=WandbOptions(table_rows=7), wandb_table_rows=9)
+    with pytest.raises(ValueError, match="either thumbnails=ThumbnailOptions.*not both"):
+        DecisionRecorder("ddd", thumbnails=ThumbnailOptions(size=16), thumbnail_size=32)

@@ -146,3 +146,30 @@ def test_a_packed_row_is_small_and_exact():
     for name, value in row.sample_fields().items():
         np.testing.assert_array_equal(back.sample_fields()[name], value)
     np.testing.assert_array_equal(back.targets, targets)
+
+
+def test_the_writer_creates_what_the_one_schema_table_says(tmp_path):
+    """Field names, dtypes and fill values come from lightning_ddd.store.format alone (issue 22.4)."""
+    import h5py
+
+    from lightning_ddd.store import format as fmt
+    from lightning_ddd.store.validate import REQUIRED_FIELDS, SAMPLE_FIELDS
+
+    path = tmp_path / "s.h5"
+    for precision in ("float32", "float16"):
+        path.unlink(missing_ok=True)
+        w = StoreWriter(path, run_name="s", run_id="1", float_dtype=precision)
+        w.open()
+        w.append(expected_row(1))
+        with h5py.File(path, "r") as f:
+            group = f["splits/val"]
+            for name in ("evaluated", "correct", "pred", "loss", "margin"):
+                field = fmt.SAMPLE[name]
+                assert group[name].dtype == np.dtype(fmt.sample_dtype(field, 7, precision)), name
+                assert group[name].dtype.kind in field.kinds
+                fill = group[name].fillvalue
+                assert (np.isnan(fill) and np.isnan(field.fill)) if name in ("loss", "margin") else fill == field.fill
+            for value in fmt.ROW_VALUES:
+                assert group[value.name].dtype == np.dtype(value.dtype) and group[value.name].dtype.kind in value.kinds
+    assert SAMPLE_FIELDS == tuple(f.name for f in fmt.SAMPLE_FIELDS)
+    assert REQUIRED_FIELDS == ("evaluated", "correct", "pred")

@@ -239,3 +239,50 @@ def test_skipped_replicates_and_threads_do_not_change_the_klein_test():
     a = klein_independence_test(n11_[iu], na_[iu], nb_[iu], nn_[iu], n_draws=5000, seed=3, workers=1, chunk=5000)
     b = klein_independence_test(n11_[iu], na_[iu], nb_[iu], nn_[iu], n_draws=5000, seed=3, workers=2, chunk=5000)
     np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------ issue 25.3: conventions credited correctly
+def test_degenerate_bootstrap_resamples_are_left_out_of_the_standard_error_and_counted():
+    """At n = 50 and accuracies near 1, many resamples have both runs all correct: kappa is undefined there
+    (scikit-learn: NaN); the SE and interval leave them out and their share is reported."""
+    import warnings
+
+    from sklearn.metrics import cohen_kappa_score
+
+    from lightning_ddd.analysis.consistency import pairwise_consistency, resample_indices
+
+    a = np.ones(50, bool)
+    a[3] = False
+    b = a.copy()
+    b[7] = False
+    c = np.stack([a, b])
+    res = pairwise_consistency(c, n_boot=400, seed=1)
+    ref = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for idx in resample_indices(50, 400, 1):
+            for row in idx:
+                ref.append(cohen_kappa_score(a[row], b[row]))
+    ref = np.array(ref)
+    share = np.isnan(ref).mean()
+    assert 0.05 < share < 0.9  # the case the issue names: many degenerate resamples
+    assert res.degenerate_share[0, 1] == pytest.approx(share)
+    assert res.std_error[0, 1] == pytest.approx(np.nanstd(ref), rel=1e-9)  # scikit-learn's kappas, NaN left out
+    lo, hi = np.nanquantile(ref, [0.025, 0.975])
+    assert (res.ci_low[0, 1], res.ci_high[0, 1]) == pytest.approx((lo, hi))
+    assert res.kappa[0, 1] == pytest.approx(cohen_kappa_score(a, b))
+
+
+def test_klein_degenerate_null_tables_are_reported_and_p_of_zero_has_its_floor():
+    from lightning_ddd.analysis.significance import significance_matrix
+
+    rng = np.random.default_rng(3)
+    always = np.ones(200, bool)
+    half = rng.random(200) < 0.5
+    s = significance_matrix(np.stack([always, always, half]), n_draws=500, seed=0)
+    assert s.null_degenerate_share[0, 1] == 1.0  # both posteriors put all mass on "always right"
+    assert s.null_degenerate_share[0, 2] == 0.0 and s.null_degenerate_share[1, 2] == 0.0
+    assert s.p_floor == pytest.approx(1 / 501)
+    from lightning_ddd.report.html import _p
+
+    assert _p(0.0, 500) == f"< {1 / 501:.1e}" and _p(0.0, 10_000) == "< 1.0e-04"

@@ -85,7 +85,7 @@ def _fit(tmp_path, data, **rec_kw):
 @pytest.mark.parametrize("uint8", [False, True])
 def test_thumbnails_equal_an_independent_downsampling_of_the_dataset(tmp_path, uint8):
     data = Images(40, uint8=uint8)
-    s = _fit(tmp_path, Subset(data, range(40)), thumbnail_size=16, thumbnail_unnormalize=(MEAN, STD))
+    s = _fit(tmp_path, Subset(data, range(40)), thumbnails=ThumbnailOptions(size=16, unnormalize=(MEAN, STD)))
     assert s.thumbnail_mask("val").all()
     thumbs = s.thumbnails("val")
     assert thumbs.shape == (40, 16, 8, 3) and thumbs.dtype == np.uint8
@@ -97,7 +97,7 @@ def test_thumbnails_equal_an_independent_downsampling_of_the_dataset(tmp_path, u
 
 def test_without_normalisation_each_thumbnail_is_stretched_to_its_own_range(tmp_path):
     data = Images(20)
-    s = _fit(tmp_path, WithIndex(data), thumbnail_size=16)
+    s = _fit(tmp_path, WithIndex(data), thumbnails=ThumbnailOptions(size=16))
     thumbs = s.thumbnails("val").astype(int)
     for i in range(20):
         x = data[i][0].numpy()  # as normalised: block mean, then each thumbnail stretched to its own range
@@ -112,11 +112,11 @@ def test_thumbnails_off_capped_and_never_for_the_training_split_by_default(tmp_p
     off = _fit(tmp_path / "off", data, thumbnails=False)
     assert off.thumbnail_mask("val") is None
     # 40 images of 64 x 32 at 64 px take 240 KiB; a 0.05 MB cap shrinks them to fit
-    capped = _fit(tmp_path / "cap", data, thumbnails_max_mb=0.05)
+    capped = _fit(tmp_path / "cap", data, thumbnails=ThumbnailOptions(max_mb=0.05))
     h, w = capped.thumbnails("val").shape[1:3]
     assert 40 * h * w * 3 <= 0.05 * 2**20 and max(h, w) == size_for_budget(40, 64, 32, 3, 64, 0.05) > 8
     with pytest.warns(UserWarning, match="no thumbnails for split 'val'"):
-        rec = DecisionRecorder(tmp_path / "tiny" / "ddd", run_name="img", thumbnails_max_mb=0.001)
+        rec = DecisionRecorder(tmp_path / "tiny" / "ddd", run_name="img", thumbnails=ThumbnailOptions(max_mb=0.001))
         t = trainer(tmp_path / "tiny", [rec], max_epochs=1)
         t.fit(ImageModel(), DataLoader(data, batch_size=16), DataLoader(data, batch_size=16))
     assert DecisionStore(rec.store_path).thumbnail_mask("val") is None
@@ -140,7 +140,7 @@ def test_digits_keep_their_size_and_class_names_can_be_given(tmp_path):
 
 
 def test_damaged_thumbnails_are_one_clear_error_and_the_rows_stay_readable(tmp_path):
-    s = _fit(tmp_path, Images(20), thumbnail_size=16)
+    s = _fit(tmp_path, Images(20), thumbnails=ThumbnailOptions(size=16))
     with h5py.File(s.path, "a") as f:
         del f["splits/val/has_thumbnail"]
         f["splits/val/has_thumbnail"] = np.zeros(7, bool)
@@ -180,7 +180,7 @@ def test_wandb_table_shows_the_stores_thumbnails(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     from lightning_ddd.live import wandb_media
 
-    s = _fit(tmp_path, Images(20), thumbnail_size=16)
+    s = _fit(tmp_path, Images(20), thumbnails=ThumbnailOptions(size=16))
     ids = [3, 11, 0]
     got = wandb_media._store_thumbnails(s.path, "val", ids)
     want = s.thumbnails("val", np.array(ids)).astype(np.float32) / 255

@@ -116,10 +116,19 @@ def test_train_split_equals_per_presentation_reference(tmp_path, mode):
         assert sum(int(r.split(",")[col]) for r in table[1:]) == d.forgetting_events.sum()
 
 
-def test_shuffled_train_loader_without_ids_names_with_index(tmp_path):
+def test_a_shuffled_train_loader_without_ids_equals_one_with_ids(tmp_path):
+    """The training split's ids come from the shuffling sampler's own draws: the store equals that of the same
+    seeded run whose batches carry their ids (WithIndex)."""
     x, y, xv, yv = load_digits_arrays(0)
-    train = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=64, shuffle=True)
+    ds = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
     val = DataLoader(TensorDataset(torch.from_numpy(xv), torch.from_numpy(yv)), batch_size=200)
-    with pytest.raises(ValueError, match="WithIndex"):
-        trainer(tmp_path, [DecisionRecorder(tmp_path, run_name="x", record_train=True)], max_epochs=1).fit(
+    stores = {}
+    for name, data in (("plain", ds), ("indexed", WithIndex(ds))):
+        torch.manual_seed(5)
+        train = DataLoader(data, batch_size=64, shuffle=True)
+        trainer(tmp_path, [DecisionRecorder(tmp_path, run_name=name, record_train=True)], max_epochs=2).fit(
             DigitsClassifier(), train, val)
+        stores[name] = DecisionStore(tmp_path / f"{name}.h5")
+    for field in ("evaluated", "correct", "pred", "loss", "presentations"):
+        np.testing.assert_array_equal(stores["plain"].read("train", field), stores["indexed"].read("train", field))
+    assert stores["plain"].read("train", "presentations").all()

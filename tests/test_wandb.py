@@ -12,6 +12,7 @@ from wandb_offline import artifacts, history, run_file
 from lightning_ddd import DecisionRecorder, DecisionStore
 from lightning_ddd.analysis import summarize_dynamics
 from lightning_ddd.demo.models import DigitsClassifier
+from lightning_ddd.live.summaries import WandbOptions
 
 KEYS = ("accuracy", "always_learned", "never_learned", "flip_flopping", "learned", "forgotten", "kappa_prev",
         "pred_changes")
@@ -34,7 +35,7 @@ def expected(store_path) -> list[dict[str, float]]:
 def test_scalars_media_table_and_artifact_then_test_still_logs(tmp_path):
     logger = WandbLogger(project="ddd-test", save_dir=str(tmp_path), offline=True)
     train, val = digits_loaders()
-    rec = DecisionRecorder(tmp_path / "ddd", run_name="wb", wandb_table_rows=20, wandb_table_every_n_epochs=2)
+    rec = DecisionRecorder(tmp_path / "ddd", run_name="wb", wandb=WandbOptions(table_rows=20, table_every_n_epochs=2))
     t = trainer(tmp_path, [rec], logger=logger, max_epochs=3)
     t.fit(WithTest(), train, val)
     want = expected(tmp_path / "ddd" / "wb.h5")
@@ -69,7 +70,7 @@ def test_scalars_media_table_and_artifact_then_test_still_logs(tmp_path):
 def test_large_store_is_referenced_with_a_warning(tmp_path):
     logger = WandbLogger(project="ddd-test", save_dir=str(tmp_path), offline=True)
     train, val = digits_loaders()
-    rec = DecisionRecorder(tmp_path / "ddd", run_name="big", wandb_artifact_max_mb=0.0001, wandb_table_rows=0)
+    rec = DecisionRecorder(tmp_path / "ddd", run_name="big", wandb=WandbOptions(artifact_max_mb=0.0001, table_rows=0))
     with pytest.warns(UserWarning, match="logging a reference"):
         trainer(tmp_path, [rec], logger=logger, max_epochs=1).fit(DigitsClassifier(), train, val)
     logger.experiment.finish()
@@ -105,7 +106,7 @@ def test_a_media_failure_is_one_warning_and_never_takes_the_artifact_or_other_me
     monkeypatch.setattr(WandbMedia, "_table", broken)
     logger = WandbLogger(project="ddd-test", save_dir=str(tmp_path), offline=True)
     train, val = digits_loaders()
-    rec = DecisionRecorder(tmp_path / "ddd", run_name="wb", wandb_table_rows=20, wandb_table_every_n_epochs=1)
+    rec = DecisionRecorder(tmp_path / "ddd", run_name="wb", wandb=WandbOptions(table_rows=20, table_every_n_epochs=1))
     with pytest.warns(UserWarning, match="hard_samples.*thumbnail reader broke") as caught:
         trainer(tmp_path, [rec], logger=logger, max_epochs=3).fit(DigitsClassifier(), train, val)
     assert sum("could not be logged" in str(w.message) for w in caught) == 1  # once, not once per row

@@ -26,6 +26,8 @@ class ConsistencyResult:
         stats: :class:`PairStats` of (M, M) matrices on the chosen samples.
         ci_low, ci_high: (M, M) percentile interval of kappa over bootstrap resamples (NaN without bootstrap).
         std_error: (M, M) bootstrap standard deviation of kappa.
+        degenerate_share: (M, M) share of bootstrap resamples in which both runs are constant and equal (kappa
+            undefined; 1 by our convention): left out of ``std_error`` and the interval (NaN without bootstrap).
         runs: run names.
         n_samples: samples used.
         subset: description of the samples used ("all", "in-between").
@@ -45,6 +47,7 @@ class ConsistencyResult:
     confidence: float
     row: str = "last"
     tolerance: int | None = None
+    degenerate_share: np.ndarray | None = None
 
     @property
     def kappa(self) -> np.ndarray:
@@ -74,7 +77,7 @@ def resample_indices(n_samples: int, n_boot: int, seed: int, chunk: int = 100): 
 
 
 def bootstrap_kappa(correct: np.ndarray, *, evaluated: np.ndarray | None = None, n_boot: int = 1000,
-                    seed: int = 0) -> np.ndarray:
+                    seed: int = 0, degenerate: float = 1.0) -> np.ndarray:
     """Kappa of every pair for each bootstrap resample of the samples.
 
     Args:
@@ -82,6 +85,8 @@ def bootstrap_kappa(correct: np.ndarray, *, evaluated: np.ndarray | None = None,
         evaluated: optional (M, N) bool.
         n_boot: resamples.
         seed: random seed (the resamples equal those of :func:`resample_indices` with this seed).
+        degenerate: the value of a resample in which the pair's runs are constant and equal (default 1.0, our
+            convention; NaN leaves them out of NaN-aware summaries).
 
     Returns:
         (n_boot, M, M) kappas.
@@ -103,7 +108,7 @@ def bootstrap_kappa(correct: np.ndarray, *, evaluated: np.ndarray | None = None,
         nb = na.reshape(b, m, m).transpose(0, 2, 1)
         st = stats_from_counts(np.rint(n11).reshape(b, m, m), np.rint(na).reshape(b, m, m), np.rint(nb),
                                np.rint(nn).reshape(b, m, m))
-        out[start:start + b] = st.kappa
+        out[start:start + b] = np.where(st.degenerate, degenerate, st.kappa)
         start += b
     return out
 
@@ -141,16 +146,20 @@ def pairwise_consistency(correct: np.ndarray, *, evaluated: np.ndarray | None = 
         raise ValueError(f"{len(names)} run names for {m} runs.")
     stats = consistency_matrix(c, evaluated=ev)
     nan = np.full((m, m), np.nan)
-    lo, hi, se = nan, nan.copy(), nan.copy()
+    lo, hi, se, share = nan, nan.copy(), nan.copy(), nan.copy()
     if n_boot and n:
-        boot = bootstrap_kappa(c, evaluated=ev, n_boot=n_boot, seed=seed)
+        # resamples where a pair's runs are constant and equal have no defined kappa: out of the SE and interval
+        boot = bootstrap_kappa(c, evaluated=ev, n_boot=n_boot, seed=seed, degenerate=np.inf)
+        share = np.isinf(boot).mean(axis=0)
+        boot[np.isinf(boot)] = np.nan
         alpha = (1 - confidence) / 2
         with warnings.catch_warnings():  # all-NaN cells (no common sample) stay NaN, silently
             warnings.simplefilter("ignore", RuntimeWarning)
             lo, hi = np.nanquantile(boot, [alpha, 1 - alpha], axis=0)
             se = np.nanstd(boot, axis=0)
     return ConsistencyResult(stats=stats, ci_low=lo, ci_high=hi, std_error=se, runs=names, n_samples=n,
-                             subset=subset, n_boot=n_boot, confidence=confidence, row=row, tolerance=tolerance)
+                             subset=subset, n_boot=n_boot, confidence=confidence, row=row, tolerance=tolerance,
+                             degenerate_share=share)
 
 
 def consistency_to_base(correct_rows: np.ndarray, *, base: int = 0, evaluated_rows: np.ndarray | None = None

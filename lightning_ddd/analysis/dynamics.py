@@ -65,10 +65,6 @@ class RowStats:
     never_learned: list[float] = dataclasses.field(default_factory=list)
     flip_flopping: list[float] = dataclasses.field(default_factory=list)
 
-    def as_arrays(self) -> dict[str, np.ndarray]:
-        """Return every series as a numpy array."""
-        return {k: np.asarray(v) for k, v in dataclasses.asdict(self).items()}
-
 
 @dataclasses.dataclass
 class Dynamics:

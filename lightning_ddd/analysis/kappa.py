@@ -3,8 +3,12 @@
 Conventions (documented and tested):
 
 * Only samples evaluated in both vectors count; accuracies are recomputed on that subset.
-* When the expected consistency is 1 (both vectors constant and equal), kappa is **1.0** as in the
-  error-consistency literature (sklearn returns NaN there).
+* When the expected consistency is 1 (both vectors constant and equal), kappa is **1.0**. This is
+  **our** convention (lightning-ddd's: two identical constant vectors agree perfectly), not the literature's:
+  scikit-learn's ``cohen_kappa_score`` returns NaN there, and Klein et al. (2025)'s reference
+  ``error_consistency`` returns NaN and calls 1 a bug. :attr:`PairStats.degenerate` marks these pairs;
+  bootstrap standard errors and intervals leave such resamples out and report their share
+  (:attr:`~lightning_ddd.analysis.consistency.ConsistencyResult.degenerate_share`).
 * With no common sample, every statistic is NaN.
 """
 
@@ -39,11 +43,17 @@ class PairStats:
     acc_b: np.ndarray
     n: np.ndarray
 
+    @property
+    def degenerate(self) -> np.ndarray:
+        """Where the expected consistency is 1 (both vectors constant and equal): kappa is 1 by our convention,
+        undefined in Cohen's formula."""
+        return np.isclose(self.expected, 1.0, rtol=0, atol=1e-12)
+
 
 def _kappa_from(c_obs: np.ndarray, c_exp: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         k = (c_obs - c_exp) / (1.0 - c_exp)
-    # c_exp == 1 only when both vectors are constant and equal, hence c_obs == 1: literature value 1.0
+    # c_exp == 1 only when both vectors are constant and equal, hence c_obs == 1: 1.0 by our convention
     return np.where(np.isclose(c_exp, 1.0, rtol=0, atol=1e-12) & ~np.isnan(c_obs), 1.0, k)
 
 

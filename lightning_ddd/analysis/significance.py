@@ -9,7 +9,13 @@ Consistency" (arXiv 2507.06645), implemented from the formulas, vectorised over 
   (1 - p1)(1 - p2) (O(1) per null kappa, never a trial-by-trial simulation). The draw is made as each
   observer's correct count k' ~ Binomial(n, p), shared by every pair a run belongs to, then the both-correct
   count ~ Hypergeometric given both (the same distribution); replicates whose hit Hoeffding's bound makes
-  less likely than 1e-15 are not drawn. The p-value is the share of null kappas with |kappa| >= |observed|.
+  less likely than 1e-15 are not drawn. The p-value is the share of null kappas with |kappa| >= |observed|:
+  **our** choice of ``>=`` (a null kappa as extreme as the observed one counts against the null, the usual
+  Monte-Carlo convention); Klein et al.'s reference code counts ``>``, which gives smaller p-values when
+  kappa takes few values (below about 100 trials). A null table in which both observers are constant and
+  equal has kappa 1 by our convention (:mod:`lightning_ddd.analysis.kappa`) and counts as a hit; the share
+  of such tables is reported (:attr:`Significance.null_degenerate_share`). A Monte-Carlo p of 0 means
+  p < 1 / (draws + 1), and the report says so, before and after correction.
 * **An exact test conditional on both accuracies.** Given both marginals, n11 is hypergeometric; the
   two-sided p-value sums the probabilities of every table no more likely than the observed one (Fisher's).
 * **Multiple pairs**: Holm's step-down correction (default) or Benjamini-Hochberg's false discovery rate.
@@ -27,6 +33,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -192,7 +199,7 @@ def klein_null_kappas(na: float, nb: float, n: int, *, n_draws: int = 10_000, se
 
 def klein_matrix_test(n11: np.ndarray, k: np.ndarray, n: int, *, n_draws: int = 10_000, seed: int = 0,
                       chunk: int = 1_000_000, workers: int | None = None,
-                      skip_below: float = SKIP_BELOW) -> np.ndarray:
+                      skip_below: float = SKIP_BELOW, return_degenerate: bool = False) -> Any:
     """Klein et al.'s test for every pair of M runs evaluated on the same n samples, sharing draws per run.
 
     Each run's accuracy posterior draw p ~ Beta(k, n - k) and its correct count k' ~ Binomial(n, p) are drawn
@@ -210,15 +217,18 @@ def klein_matrix_test(n11: np.ndarray, k: np.ndarray, n: int, *, n_draws: int = 
         chunk: pair-replicates per vectorised step.
         workers: threads (default: the CPU count, at most 8).
         skip_below: see :func:`_null_hits` (0 draws every replicate).
+        return_degenerate: also return the (M, M) share of null tables in which both observers are constant
+            and equal (kappa 1 by convention).
 
     Returns:
-        (M, M) p-values (diagonal NaN).
+        (M, M) p-values (diagonal NaN), and with ``return_degenerate`` that share.
     """
     k = np.asarray(k, np.float64)
     m = k.size
     out = np.full((m, m), np.nan)
+    share = np.full((m, m), np.nan)
     if n <= 0 or m < 2:
-        return out
+        return (out, share) if return_degenerate else out
     seq = np.random.SeedSequence(seed)
     per_run, per_pair = seq.spawn(2)
     rng = np.random.default_rng(per_run)
@@ -236,7 +246,12 @@ def klein_matrix_test(n11: np.ndarray, k: np.ndarray, n: int, *, n_draws: int = 
 
     _run_chunks(job, len(starts), per_pair, workers)
     out[iu, ju] = out[ju, iu] = hits / n_draws
-    return out
+    if not return_degenerate:
+        return out
+    zero, full = (kk == 0).astype(np.float64), (kk == n).astype(np.float64)
+    share = (zero @ zero.T + full @ full.T) / n_draws
+    np.fill_diagonal(share, np.nan)
+    return out, share
 
 
 def _beta(rng: np.random.Generator, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -382,6 +397,12 @@ class Significance:
     method: str
     n_draws: int
     seed: int
+    null_degenerate_share: np.ndarray | None = None
+
+    @property
+    def p_floor(self) -> float:
+        """The resolution of the Monte-Carlo p-values: a p of 0 means p < 1 / (draws + 1)."""
+        return 1.0 / (self.n_draws + 1)
 
 
 def significance_matrix(correct: np.ndarray, *, evaluated: np.ndarray | None = None,
@@ -392,8 +413,10 @@ def significance_matrix(correct: np.ndarray, *, evaluated: np.ndarray | None = N
     st = stats_from_counts(n11, na, nb, n)
     kappa = np.asarray(st.kappa, np.float64)
     iu = np.triu_indices(n11.shape[0], 1)
+    degenerate = None
     if evaluated is None:  # every pair shares the samples: share the null draws per run
-        p_klein = klein_matrix_test(n11, np.diag(n11), int(n[0, 0]) if n.size else 0, n_draws=n_draws, seed=seed)
+        p_klein, degenerate = klein_matrix_test(n11, np.diag(n11), int(n[0, 0]) if n.size else 0, n_draws=n_draws,
+                                                seed=seed, return_degenerate=True)
     else:
         p_klein = np.full(n11.shape, np.nan)
         upper = klein_independence_test(n11[iu], na[iu], nb[iu], n[iu], n_draws=n_draws, seed=seed)
@@ -407,7 +430,7 @@ def significance_matrix(correct: np.ndarray, *, evaluated: np.ndarray | None = N
         kappa=kappa, debiased=debiased_kappa(kappa, n), copy=copy_probability(kappa, st.acc_a, st.acc_b),
         p_klein=p_klein, p_exact=p_exact, p_klein_adj=adjust_pair_matrix(p_klein, method),
         p_exact_adj=adjust_pair_matrix(p_exact, method), n=n, runs=names, subset=subset, method=method,
-        n_draws=n_draws, seed=seed)
+        n_draws=n_draws, seed=seed, null_degenerate_share=degenerate)
 
 
 # ------------------------------------------------------------------------------------------ planning

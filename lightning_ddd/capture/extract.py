@@ -13,8 +13,9 @@ ID_KEYS = ("index", "idx", "id")
 LOGIT_KEYS = ("logits",)
 
 MISSING_IDS_HINT = (
-    "Wrap the dataset in lightning_ddd.WithIndex(dataset) so each batch carries its sample ids, or use a "
-    "non-shuffling validation loader."
+    "Wrap the dataset in lightning_ddd.WithIndex(dataset) so each batch carries its sample ids (this changes the "
+    "batch: (x, y) becomes (x, y, index), so a step that unpacks x, y = batch must take the index too), or use "
+    "a non-shuffling validation loader."
 )
 ITERABLE_IDS_HINT = (
     "An IterableDataset has no sampler to tell ids from: yield each sample's id with it (a dict key 'index', "
@@ -39,16 +40,17 @@ class BatchRecord:
     images: torch.Tensor | None = None
 
 
-def _batch_size(batch: Any) -> int | None:
+def batch_size_of(batch: Any) -> int | None:
+    """Return the batch size of a batch (first dimension of its first tensor), or None."""
     if isinstance(batch, torch.Tensor):
         return int(batch.shape[0]) if batch.ndim else None
     if isinstance(batch, Mapping):
         for value in batch.values():
-            size = _batch_size(value)
+            size = batch_size_of(value)
             if size is not None:
                 return size
     if isinstance(batch, Sequence) and not isinstance(batch, str) and batch:
-        return _batch_size(batch[0])
+        return batch_size_of(batch[0])
     return None
 
 
@@ -83,13 +85,13 @@ def find_ids(batch: Any, *, with_index: bool = False) -> torch.Tensor | None:
     if isinstance(batch, Mapping):
         for key in ID_KEYS:
             if key in batch:
-                return _check_ids(batch[key], _batch_size(batch), f"batch[{key!r}]")
+                return _check_ids(batch[key], batch_size_of(batch), f"batch[{key!r}]")
         return None
     if isinstance(batch, Sequence) and not isinstance(batch, str) and len(batch) >= 3:
         if with_index:
-            return _check_ids(batch[-1], _batch_size(batch[0]), "the element WithIndex added to the batch")
+            return _check_ids(batch[-1], batch_size_of(batch[0]), "the element WithIndex added to the batch")
         third = batch[2]
-        if _looks_like_ids(third, _batch_size(batch[0])):
+        if _looks_like_ids(third, batch_size_of(batch[0])):
             return third
     return None
 
@@ -162,8 +164,3 @@ def logits_from_forward(output: Any, batch_size: int | None) -> torch.Tensor | N
             return first
     value = getattr(output, "logits", None)
     return value if isinstance(value, torch.Tensor) else None
-
-
-def batch_size_of(batch: Any) -> int | None:
-    """Return the batch size of a batch (first dimension of its first tensor), or None."""
-    return _batch_size(batch)

@@ -1,11 +1,14 @@
-"""Sample ids from a non-shuffling validation dataloader's own batch sampler."""
+"""Sample ids from a dataloader's own sampler: computed in advance when its order is known (sequential, or a
+distributed sampler), recorded as it draws them when it shuffles (:class:`RecordingSampler`)."""
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import BatchSampler, DistributedSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DistributedSampler, Sampler, SequentialSampler
 
 from lightning_ddd.capture.extract import MISSING_IDS_HINT
 from lightning_ddd.lightning_compat import wrapped_sampler
@@ -68,8 +71,73 @@ class SamplerIds:
         flat = [i for b in batches for i in b]
         self.indices = torch.tensor(flat, dtype=torch.int64).to(device)
 
-    def batch(self, batch_idx: int) -> torch.Tensor:
+    def batch(self, batch_idx: int, size: int | None = None, device: torch.device | None = None) -> torch.Tensor:
         """Return the ids of batch ``batch_idx`` (a device tensor slice; no synchronisation)."""
         if batch_idx + 1 >= len(self.offsets):
             raise IndexError(f"Batch {batch_idx} is beyond the {len(self.offsets) - 1} batches of the sampler.")
         return self.indices[self.offsets[batch_idx]: self.offsets[batch_idx + 1]]
+
+
+class RecordingSampler(Sampler):
+    """Wraps a loader's sampler and remembers, in order, the indices it yields (in the main process, with or
+    without workers), so a shuffled loader's sample ids are known without changing the batch.
+
+    The batch sampler draws indices from it batch by batch, in the order the batches arrive (a DataLoader
+    returns batches in order); :meth:`batch` takes the next ``size`` of them. Each new pass over the sampler
+    (a new epoch, or after a partial one such as a sanity check) starts afresh.
+
+    Args:
+        inner: the sampler to wrap; every other attribute (``set_epoch``, ``shuffle``, ...) is the inner one's.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.drawn: collections.deque[int] = collections.deque()
+
+    def __iter__(self) -> Iterator[Any]:
+        self.drawn.clear()
+        for index in self.inner:
+            self.drawn.append(int(index))
+            yield index
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("inner", "drawn"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def batch(self, batch_idx: int, size: int, device: torch.device) -> torch.Tensor:
+        """The ids of the next batch of ``size`` samples (copied to ``device`` without synchronising).
+
+        Raises:
+            ValueError: fewer indices were drawn than the batch holds (batches that do not come from this
+                sampler, e.g. a loader iterated elsewhere).
+        """
+        if len(self.drawn) < size:
+            raise ValueError(f"Batch {batch_idx} holds {size} samples but its sampler yielded only {len(self.drawn)} "
+                             f"more indices; the batches do not come from this loader's sampler. {MISSING_IDS_HINT}")
+        ids = torch.tensor([self.drawn.popleft() for _ in range(size)], dtype=torch.int64)
+        if device.type == "cuda":
+            return ids.pin_memory().to(device, non_blocking=True)
+        return ids.to(device)
+
+
+def record_sampler_ids(loader: Any) -> RecordingSampler | None:
+    """Wrap the sampler of a loader whose sample order is not known in advance (it shuffles, or is of a class
+    that may) in a :class:`RecordingSampler`, once; returns it (None when the order is known, or the loader has
+    no torch ``BatchSampler`` whose sampler can be watched)."""
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    if batch_sampler is None or type(batch_sampler) is not BatchSampler:
+        return None
+    if isinstance(getattr(loader, "dataset", None), torch.utils.data.IterableDataset):
+        return None  # its sampler yields no indices
+    current = batch_sampler.sampler
+    if isinstance(current, RecordingSampler):
+        return current
+    if _shuffles(current) is False:
+        return None  # SamplerIds knows the order exactly, before any batch
+    recorder = RecordingSampler(current)
+    batch_sampler.sampler = recorder
+    return recorder

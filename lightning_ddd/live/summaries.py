@@ -8,8 +8,8 @@ recorder's background thread.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-import queue
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -71,7 +71,7 @@ class LiveSummaries:
         self.live: dict[str, DynamicsAccumulator] = {}
         self.epochs: dict[str, list[float]] = {}
         self.failed_items: set[str] = set()
-        self.outbox: queue.SimpleQueue[tuple[Any, dict[str, Any]]] = queue.SimpleQueue()
+        self.outbox: collections.deque[tuple[Any, dict[str, Any]]] = collections.deque()  # thread-safe, picklable
         self.table_pending: dict[str, tuple[Any, EpochArrays]] = {}
         self.media_calls: dict[str, int] = {}
         self.store: Path | None = None
@@ -158,15 +158,15 @@ class LiveSummaries:
         for key, err in failed.items():
             self._warn_failure(key, err)
         if len(payload) > 1:
-            self.outbox.put((logger, payload))
+            self.outbox.append((logger, payload))
 
     def drain(self) -> None:
         """Log the media built so far, on the calling (training) thread: W&B's ``run.log`` is only ever called
         from the thread that also logs Lightning's metrics, never concurrently with it."""
-        while not self.outbox.empty():
+        while self.outbox:
             try:
-                logger, payload = self.outbox.get_nowait()
-            except queue.Empty:
+                logger, payload = self.outbox.popleft()
+            except IndexError:
                 return
             try:
                 logger.experiment.log(payload)

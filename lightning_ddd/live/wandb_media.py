@@ -182,7 +182,7 @@ class WandbMedia:
             artifact.add_file(str(path))
         else:
             warnings.warn(
-                f"DecisionRecorder: the store {str(path)!r} is {size_mb:.0f} MB, above wandb_artifact_max_mb="
-                f"{self.artifact_max_mb:g}; logging a reference to it instead of uploading it.", stacklevel=2)
+                f"DecisionRecorder: the store {str(path)!r} is {size_mb:.0f} MB, above WandbOptions(artifact_max_mb="
+                f"{self.artifact_max_mb:g}); logging a reference to it instead of uploading it.", stacklevel=2)
             artifact.add_reference(f"file://{os.path.abspath(path)}", checksum=False)
         logger.experiment.log_artifact(artifact)

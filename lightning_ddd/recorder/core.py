@@ -1,6 +1,8 @@
 """The recorder's implementation, shared by the ``lightning.pytorch`` and ``pytorch_lightning`` callbacks.
 
-Where a batch goes, in one reading: a forward hook (:class:`ForwardCapture`) keeps the module's output ->
+Where a batch goes, in one reading: a forward hook (:class:`~lightning_ddd.capture.forward.ForwardCapture`)
+keeps the module's output (the classifier submodule, found by
+:class:`~lightning_ddd.capture.forward.HeadFinder` when the LightningModule itself is never called) ->
 :meth:`DecisionRecorderCore.extract_batch` finds logits, targets and ids -> the split's
 :class:`~lightning_ddd.recorder.split_recorder.SplitRecorder` turns them into decisions in a device buffer ->
 at epoch end the split recorder gathers every rank once and builds the row -> the
@@ -15,7 +17,7 @@ from __future__ import annotations
 import types
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -28,7 +30,9 @@ from lightning_ddd.capture.extract import (
     logits_from_forward,
     logits_from_output,
 )
+from lightning_ddd.capture.forward import ForwardCapture, HeadFinder
 from lightning_ddd.capture.gather import EpochArrays
+from lightning_ddd.capture.sampler_ids import record_sampler_ids
 from lightning_ddd.capture.thumbnails import ThumbnailOptions, find_images
 from lightning_ddd.live.summaries import LiveSummaries, WandbOptions
 from lightning_ddd.recorder.split_recorder import SplitRecorder
@@ -39,62 +43,189 @@ from lightning_ddd.store.validate import check_split_name
 if TYPE_CHECKING:
     from lightning.pytorch import LightningModule, Trainer
 
+
+def check_torch_numpy(torch_version: str, numpy_version: str) -> None:
+    """Refuse, in one line, a torch older than 2.3 beside NumPy 2: such torch builds were compiled against
+    NumPy 1 and fail later with ``RuntimeError: Numpy is not available``.
+
+    Raises:
+        ImportError: the pair cannot work; the message says what to install.
+    """
+    def major_minor(v: str) -> tuple[int, int]:
+        parts = (v.split("+")[0].split(".") + ["0"])[:2]
+        return int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)
+
+    if major_minor(torch_version) < (2, 3) and major_minor(numpy_version) >= (2, 0):
+        raise ImportError(f"torch {torch_version} was built against NumPy 1 and cannot use NumPy {numpy_version} "
+                          "(it fails with 'Numpy is not available'): pip install 'numpy<2' (or torch >= 2.3).")
+
+
+check_torch_numpy(torch.__version__, __import__("numpy").__version__)
+
 _PRECISIONS = ("float32", "float16")
 _OUTPUTS = ("auto", "logits", "probabilities")
 
 
-class ForwardCapture:
-    """A forward hook that keeps the first output of the watched module during a batch and counts its calls."""
+_WANDB_ALIASES = {"wandb_media": "media", "wandb_table_rows": "table_rows",
+                  "wandb_table_every_n_epochs": "table_every_n_epochs", "wandb_artifact_max_mb": "artifact_max_mb"}
+_THUMBNAIL_ALIASES = {"thumbnail_size": "size", "thumbnails_max_mb": "max_mb"}
 
-    def __init__(self) -> None:
-        self.active = False
-        self.output: Any = None
-        self.last: Any = None
-        self.calls = 0
-        self.handle: Any = None
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"active": False, "output": None, "last": None, "calls": 0, "handle": None}
+def _option_objects(wandb: WandbOptions | None, thumbnails: bool | ThumbnailOptions,
+                    flat: dict[str, Any]) -> tuple[WandbOptions, ThumbnailOptions]:
+    """The one way to configure W&B media and thumbnails: ``WandbOptions`` and ``ThumbnailOptions``. The flat
+    arguments of version 0.1 still work, with one ``FutureWarning`` naming the replacement; given together with
+    the option object they belong to, they are refused instead of one silently winning."""
+    given = {k: v for k, v in flat.items() if v is not None}
+    names = sorted(given)
+    if not given:
+        return wandb or WandbOptions(), (thumbnails if isinstance(thumbnails, ThumbnailOptions)
+                                         else ThumbnailOptions(enabled=bool(thumbnails)))
+    unnormalize = given.pop("thumbnail_unnormalize", None)
+    w_flat = {_WANDB_ALIASES[k]: v for k, v in given.items() if k in _WANDB_ALIASES}
+    t_flat = {_THUMBNAIL_ALIASES[k]: v for k, v in given.items() if k in _THUMBNAIL_ALIASES}
+    for name, obj, clash in (("wandb=WandbOptions(...)", wandb, w_flat or unnormalize is not None),
+                             ("thumbnails=ThumbnailOptions(...)", thumbnails if isinstance(thumbnails, ThumbnailOptions)
+                              else None, t_flat or unnormalize is not None)):
+        if obj is not None and clash:
+            raise ValueError(f"DecisionRecorder: pass either {name} or the deprecated flat arguments {names}, not "
+                             "both (nothing decides which one wins).")
+    fields = [f"wandb=WandbOptions({v}=...)" for v in w_flat]
+    fields += [f"thumbnails=ThumbnailOptions({v}=...)" for v in t_flat]
+    if unnormalize is not None:
+        fields.append("ThumbnailOptions(unnormalize=...) and WandbOptions(thumbnail_unnormalize=...)")
+    warnings.warn(f"DecisionRecorder: the flat arguments {names} are deprecated and will be removed; pass "
+                  f"{', '.join(fields)}.", FutureWarning, stacklevel=4)
+    w = wandb or WandbOptions(**w_flat, thumbnail_unnormalize=unnormalize)
+    t = thumbnails if isinstance(thumbnails, ThumbnailOptions) else ThumbnailOptions(
+        enabled=bool(thumbnails), **t_flat, unnormalize=unnormalize)
+    return w, t
 
-    def attach(self, module: torch.nn.Module) -> None:
-        """Register the hook (once)."""
-        if self.handle is None:
-            self.handle = module.register_forward_hook(self._hook)
 
-    def detach(self) -> None:
-        """Remove the hook."""
-        if self.handle is not None:
-            self.handle.remove()
-            self.handle = None
+def _check_configuration(*, precision: str, outputs: str, locking: object, splits: object, train_split: str,
+                         burn_in: int | None, flip_threshold: int, wandb: WandbOptions, class_names: object,
+                         pending_timeout: float) -> None:
+    """Check the whole configuration in one place, before anything runs; one clear line per problem.
 
-    def _hook(self, module: Any, args: Any, output: Any) -> None:
-        # The innermost call completes first; under DDP the outer call wraps the step and is ignored.
-        if self.active:
-            self.calls += 1
-            self.last = output
-            if self.output is None:
-                self.output = output
-
-    def begin(self, active: bool) -> None:
-        """Start a batch."""
-        self.output = self.last = None
-        self.calls = 0
-        self.active = active
-
-    def end(self) -> Any:
-        """End a batch; return the first captured output."""
-        self.active = False
-        output, self.output = self.output, None
-        return output
-
-    def last_was(self, outputs: Any) -> bool:
-        """Whether the last call returned the step's own output (DDP routes the step through the module's
-        forward: that outer call is not a second forward pass)."""
-        return self.calls > 1 and self.last is outputs
+    Raises:
+        ValueError: naming the argument, what it got and what it takes.
+    """
+    if precision not in _PRECISIONS:
+        raise ValueError(f"DecisionRecorder(precision=...) must be one of {_PRECISIONS}, got {precision!r}. "
+                         "Use 'float16' to halve the size of loss and margin.")
+    if outputs not in _OUTPUTS:
+        raise ValueError(f"DecisionRecorder(outputs=...) must be one of {_OUTPUTS}, got {outputs!r}.")
+    if locking not in (True, False, "best-effort"):
+        raise ValueError(f"DecisionRecorder(locking=...) must be True, False or 'best-effort', got {locking!r}.")
+    if splits is not None and (not isinstance(splits, (list, tuple)) or not all(isinstance(s, str) for s in splits)
+                               or len(set(splits)) != len(splits)):
+        raise ValueError(f"DecisionRecorder(splits=...) must be a list of distinct names, got {splits!r}.")
+    for name in [*(splits or []), train_split]:
+        try:
+            check_split_name(name)
+        except ValueError as err:
+            raise ValueError(f"DecisionRecorder: {err}") from None
+    if (burn_in is not None and burn_in < 0) or flip_threshold < 1:
+        raise ValueError(f"DecisionRecorder needs burn_in >= 0 and flip_threshold >= 1, got {burn_in} and "
+                         f"{flip_threshold}.")
+    if wandb.table_rows < 0:
+        raise ValueError(f"DecisionRecorder: W&B table rows must be >= 0, got {wandb.table_rows}.")
+    if not pending_timeout >= 0:
+        raise ValueError(f"DecisionRecorder(pending_timeout=...) must be >= 0 seconds, got {pending_timeout!r}.")
+    if class_names is not None and not (
+            (isinstance(class_names, (list, tuple)) and all(isinstance(c, str) for c in class_names))
+            or (isinstance(class_names, dict) and all(isinstance(v, (list, tuple)) for v in class_names.values()))):
+        raise ValueError("DecisionRecorder(class_names=...) must be a list of strings (index = class) or a dict "
+                         f"of such lists by split name, got {type(class_names).__name__}.")
 
 
 class DecisionRecorderCore:
-    """Framework-independent body of ``DecisionRecorder``; see :class:`lightning_ddd.DecisionRecorder`."""
+    """Record every validation sample's decision at every validation run into an HDF5 store.
+
+    One row per validation run and split, keyed by global step: correctness, predicted class, per-sample
+    cross-entropy loss and margin (target logit minus the largest other logit), with an ``evaluated`` mask. The
+    untrained network is recorded as the first row ("before training", epoch 0) when the sanity check is
+    complete (``Trainer(num_sanity_val_steps=-1)``) or through :func:`lightning_ddd.validate_before_fit`.
+    Nothing leaves the device during the epoch; one gather per split runs at epoch end, and only global
+    rank 0 writes the file. The state goes into checkpoints, so a resumed run continues its store.
+
+    Args:
+        dirpath: folder of the stores; one file ``<run_name>.h5`` per run.
+        run_name: file name of the store; default: the first logger's ``<name>_version_<v>``, else a time stamp.
+        splits: names of the validation dataloaders' splits; default ``"val"`` or ``"val_<i>"``.
+        module: name of the submodule whose output are the logits. Default: the LightningModule itself when the
+            steps call it (``self(x)``) or return logits; else the classifier found by itself in the first batch
+            (the outermost submodule returning a floating (batch, classes) tensor that no later such call
+            consumes), said once; two such heads are refused with both names.
+        record_loss: store per-sample cross-entropy (true-class probability is ``exp(-loss)``).
+        record_margin: store per-sample margins (for AUM).
+        precision: ``"float32"`` or ``"float16"`` for loss and margin (float16 keeps about 3 significant
+            digits, relative error at most 2**-11; values beyond 65504 become inf).
+        log_summaries: log live scalars through ``LightningModule.log`` at each validation epoch end.
+        log_prefix: prefix of the logged keys.
+        burn_in: rows ignored by the live categories. Default: the analysis' rule
+            (:func:`lightning_ddd.analysis.default_burn_in`): 1 when the split's first row is the untrained
+            network (epoch 0), else 0, so the live scalars of a row equal the analysis of the store up to it.
+        flip_threshold: forgetting events that make a sample "flip-flopping".
+        overwrite: replace an existing store of the same name instead of refusing to start.
+        locking: HDF5 file locking of the writer: ``"best-effort"`` (default; works on filesystems without
+            locks), ``True`` or ``False``.
+        wandb: :class:`~lightning_ddd.WandbOptions`: with a WandbLogger, histograms, a category chart and a
+            hard-samples table at each validation epoch end (global rank 0 only), and the store as an artifact at
+            the end of fit; ``WandbOptions(media=False)`` switches them off.
+        thumbnails: keep one small thumbnail per validation sample in the store (the first time its id is seen),
+            for galleries, the sample explorer and W&B tables away from the data. Made when the inputs are images
+            ((B, 1 or 3, H, W), float or uint8, ``batch[0]`` or an ``image``/``x``/``pixel_values`` key; or
+            ``BatchRecord.images`` from an overridden ``extract_batch``), downsampled on the device and moved
+            with the epoch's one transfer. ``False`` switches them off; a :class:`~lightning_ddd.ThumbnailOptions`
+            sets everything (size, raw budget ``max_mb``: 50,000 ImageNet images at 64 px take 586 MiB;
+            ``unnormalize``; ``train=True`` for the training split, off by default).
+        class_names: class names (index = class), or a dict of them by split, kept in the store for the report;
+            by default the dataset's ``classes`` (torchvision's convention) when it has them.
+        record_train: also record each training presentation (in train mode) as one row per epoch of the split
+            ``train_split`` (forgetting events, data maps and AUM in Toneva et al.'s and Swayamdipta et al.'s
+            sense). Ids come from the batch (``WithIndex``, an ``index`` key) or, exactly, from the loader's sampler
+            (sequential, shuffling, or the ``DistributedSampler`` Lightning injects).
+        train_split: the split name of the training presentations (default ``"train"``).
+        outputs: what the model's outputs are: ``"auto"`` (default) reads an epoch whose outputs all lie in
+            [0, 1] (and whose rows sum to 1 for several classes) as probabilities, with one warning; ``"logits"``
+            or ``"probabilities"`` say so. Probabilities are recorded as the model's decision (argmax; ``p > 0.5``
+            for a single sigmoid output), loss ``-log p(target)`` and margin ``log p(target) - log p(other)``,
+            and the row carries the flag ``PROBABILITIES``.
+        pending_timeout: seconds the end of a run waits for rows that could not yet be written (a reader held
+            the store, the disk was full or read-only) before it warns and leaves them in ``<store>.pending/``
+            for ``lightning-ddd repair``.
+
+    Write failures never stop training: a row that cannot go into the store (full disk, read-only
+    directory) is parked in a side file ``<store>.h5.pending/`` or, if even that fails, kept in memory and
+    retried in order and carried by the checkpoints saved meanwhile; one warning says why and how much space is
+    free. Every writer that opens the store appends its side files first; a resume also writes the rows its
+    checkpoint carried.
+
+    Deprecated flat arguments (version 0.1; one ``FutureWarning``, refused beside the option object they belong
+    to): ``wandb_media``, ``wandb_table_rows``, ``wandb_table_every_n_epochs``, ``wandb_artifact_max_mb`` (use
+    ``wandb=WandbOptions(...)``), ``thumbnail_size``, ``thumbnails_max_mb`` (use
+    ``thumbnails=ThumbnailOptions(...)``), ``thumbnail_unnormalize`` (both).
+
+    Logged metrics (per split, identical on every rank):
+        ``<prefix>/<split>/accuracy``, ``always_learned``, ``never_learned``, ``flip_flopping`` (fractions so
+        far), ``learned``, ``forgotten`` (since the previous row), ``kappa_prev`` (error consistency with the
+        previous row), ``pred_changes`` (predicted-class changes since the previous row).
+
+    Raises:
+        ValueError: bad configuration, batches without targets, logits of an unexpected shape, ids out of
+            range or ambiguous, targets out of range.
+        FileExistsError: a store of that name exists and the run is not resumed.
+        StoreLockedError: another recorder writes the same store.
+
+    Example::
+
+        from lightning.pytorch import Trainer
+        from lightning_ddd import DecisionRecorder
+
+        trainer = Trainer(callbacks=[DecisionRecorder("ddd/")], num_sanity_val_steps=-1, max_epochs=90)
+        trainer.fit(model, datamodule)   # -> ddd/<run>.h5
+    """
 
     _pl: types.ModuleType  # lightning.pytorch or pytorch_lightning, set by the concrete subclass
 
@@ -107,49 +238,36 @@ class DecisionRecorderCore:
         module: str | None = None,
         record_loss: bool = True,
         record_margin: bool = True,
-        precision: str = "float32",
+        precision: Literal["float32", "float16"] = "float32",
         log_summaries: bool = True,
         log_prefix: str = "ddd",
         burn_in: int | None = None,
         flip_threshold: int = 1,
         overwrite: bool = False,
-        locking: bool | str = "best-effort",
+        locking: bool | Literal["best-effort"] = "best-effort",
         wandb: WandbOptions | None = None,
-        wandb_media: bool = True,
-        wandb_table_rows: int = 100,
-        wandb_table_every_n_epochs: int = 10,
-        wandb_artifact_max_mb: float = 200.0,
-        thumbnail_unnormalize: tuple[list[float], list[float]] | None = None,
         record_train: bool = False,
         train_split: str = "train",
         pending_timeout: float = 30.0,
-        outputs: str = "auto",
+        outputs: Literal["auto", "logits", "probabilities"] = "auto",
         thumbnails: bool | ThumbnailOptions = True,
-        thumbnail_size: int = 64,
-        thumbnails_max_mb: float = 1024.0,
         class_names: list[str] | dict[str, list[str]] | None = None,
+        wandb_media: bool | None = None,
+        wandb_table_rows: int | None = None,
+        wandb_table_every_n_epochs: int | None = None,
+        wandb_artifact_max_mb: float | None = None,
+        thumbnail_unnormalize: tuple[list[float], list[float]] | None = None,
+        thumbnail_size: int | None = None,
+        thumbnails_max_mb: float | None = None,
     ) -> None:
-        if precision not in _PRECISIONS:
-            raise ValueError(
-                f"DecisionRecorder(precision=...) must be one of {_PRECISIONS}, got {precision!r}. "
-                "Use 'float16' to halve the size of loss and margin."
-            )
-        if outputs not in _OUTPUTS:
-            raise ValueError(f"DecisionRecorder(outputs=...) must be one of {_OUTPUTS}, got {outputs!r}.")
-        if locking not in (True, False, "best-effort"):
-            raise ValueError(f"DecisionRecorder(locking=...) must be True, False or 'best-effort', got {locking!r}.")
-        if splits is not None and (not isinstance(splits, (list, tuple)) or not all(isinstance(s, str) for s in splits)
-                                   or len(set(splits)) != len(splits)):
-            raise ValueError(f"DecisionRecorder(splits=...) must be a list of distinct names, got {splits!r}.")
-        for name in [*(splits or []), train_split]:
-            try:
-                check_split_name(name)
-            except ValueError as err:
-                raise ValueError(f"DecisionRecorder: {err}") from None
-        if (burn_in is not None and burn_in < 0) or flip_threshold < 1:
-            raise ValueError(
-                f"DecisionRecorder needs burn_in >= 0 and flip_threshold >= 1, got {burn_in} and {flip_threshold}."
-            )
+        self.wandb, self.thumbnails = _option_objects(wandb, thumbnails, {
+            "wandb_media": wandb_media, "wandb_table_rows": wandb_table_rows,
+            "wandb_table_every_n_epochs": wandb_table_every_n_epochs, "wandb_artifact_max_mb": wandb_artifact_max_mb,
+            "thumbnail_unnormalize": thumbnail_unnormalize, "thumbnail_size": thumbnail_size,
+            "thumbnails_max_mb": thumbnails_max_mb})
+        _check_configuration(precision=precision, outputs=outputs, locking=locking, splits=splits,
+                             train_split=train_split, burn_in=burn_in, flip_threshold=flip_threshold,
+                             wandb=self.wandb, class_names=class_names, pending_timeout=pending_timeout)
         self.dirpath = Path(dirpath)
         self.run_name = run_name
         self.splits = list(splits) if splits is not None else None
@@ -163,26 +281,10 @@ class DecisionRecorderCore:
         self.flip_threshold = flip_threshold
         self.overwrite = overwrite
         self.locking = locking
-        self.wandb = wandb or WandbOptions(media=wandb_media, table_rows=wandb_table_rows,
-                                           table_every_n_epochs=wandb_table_every_n_epochs,
-                                           artifact_max_mb=wandb_artifact_max_mb,
-                                           thumbnail_unnormalize=thumbnail_unnormalize)
-        if self.wandb.table_rows < 0:
-            raise ValueError(f"DecisionRecorder: W&B table rows must be >= 0, got {self.wandb.table_rows}.")
         self.record_train = record_train
         self.train_split = train_split
         self.pending_timeout = float(pending_timeout)
         self.outputs = outputs
-        if isinstance(thumbnails, ThumbnailOptions):
-            self.thumbnails = thumbnails
-        else:
-            self.thumbnails = ThumbnailOptions(enabled=bool(thumbnails), size=thumbnail_size, max_mb=thumbnails_max_mb,
-                                               unnormalize=self.wandb.thumbnail_unnormalize)
-        if class_names is not None and not (
-                (isinstance(class_names, (list, tuple)) and all(isinstance(c, str) for c in class_names))
-                or (isinstance(class_names, dict) and all(isinstance(v, (list, tuple)) for v in class_names.values()))):
-            raise ValueError("DecisionRecorder(class_names=...) must be a list of strings (index = class) or a dict "
-                             f"of such lists by split name, got {type(class_names).__name__}.")
         self.class_names = class_names
         self._warned_thumbnails: set[str] = set()
         self._session = StoreSession(self.dirpath, run_name, precision=precision, locking=locking,
@@ -190,6 +292,9 @@ class DecisionRecorderCore:
         self._live = LiveSummaries(prefix=log_prefix, log=log_summaries, burn_in=burn_in,
                                    flip_threshold=flip_threshold, wandb=self.wandb)
         self._capture = ForwardCapture()
+        self._finder: HeadFinder | None = None
+        self._head: str | None = None  # the submodule found by itself when the LightningModule is never called
+        self._head_settled = False
         self._val: dict[int, SplitRecorder] = {}
         self._train = SplitRecorder(train_split, train=True)
         self._recording = False
@@ -221,10 +326,6 @@ class DecisionRecorderCore:
                 )
             return self.splits[dataloader_idx]
         return "val" if num_dataloaders == 1 else f"val_{dataloader_idx}"
-
-    def summary_values(self, split: str) -> dict[str, float]:
-        """The live scalars of a split's latest row, keyed as logged (see :meth:`LiveSummaries.values`)."""
-        return self._live.values(split)
 
     # ------------------------------------------------------------------ overridable extraction
     def extract_batch(
@@ -265,7 +366,7 @@ class DecisionRecorderCore:
             calls = self._capture.calls - (1 if captured is not None and self._capture.last_was(outputs) else 0)
             if calls > 1 and not self._warned_calls:
                 self._warned_calls = True
-                where = f"submodule {self.module!r}" if self.module else "the LightningModule"
+                where = self._watched()
                 self._pl.utilities.rank_zero_warn(
                     f"DecisionRecorder: {where} was called {calls} times in one validation step (test-time "
                     "augmentation, an ensemble, a model calling itself?); the first call's output is recorded. To "
@@ -273,12 +374,12 @@ class DecisionRecorderCore:
                     "{'logits': ...})."
                 )
         if logits is None:
-            where = f"submodule {self.module!r}" if self.module else "the LightningModule"
+            where = self._watched() if self.module or self._head else "the LightningModule or any submodule"
             raise ValueError(
                 f"DecisionRecorder found no logits for a validation batch: validation_step returned "
-                f"{type(outputs).__name__} and no call of {where} was seen. Call self(x) in validation_step, "
-                "name the classifier with DecisionRecorder(module='...'), return the logits (or a dict with "
-                "'logits'), or override DecisionRecorder.extract_batch."
+                f"{type(outputs).__name__} and no call of {where} returned a floating (batch, classes) tensor. "
+                "Call the classifier in validation_step, name it with DecisionRecorder(module='...'), return the "
+                "logits (or a dict with 'logits'), or override DecisionRecorder.extract_batch."
             )
         targets = find_targets(batch)
         if targets is None:
@@ -289,6 +390,43 @@ class DecisionRecorderCore:
             )
         return BatchRecord(logits=logits, targets=targets,
                            ids=find_ids(batch, with_index=self._with_index(dataloader_idx)), images=find_images(batch))
+
+    def _watched(self) -> str:
+        name = self.module or self._head
+        return f"submodule {name!r}" if name else "the LightningModule"
+
+    # ------------------------------------------------------------------ finding the classifier by itself
+    def _begin_capture(self, pl_module: LightningModule, active: bool) -> None:
+        """Start a batch's capture; while the classifier is not known yet, watch every submodule too."""
+        self._capture.begin(active)
+        if active and self.module is None and not self._head_settled and self._finder is None:
+            self._finder = HeadFinder(pl_module)
+
+    def _end_capture(self, pl_module: LightningModule, batch: Any, outputs: Any) -> Any:
+        """End a batch's capture; the first time the LightningModule itself is not called and the step returns
+        no logits, choose the classifier among the submodules (said once) and watch it from now on."""
+        captured = self._capture.end()
+        finder, self._finder = self._finder, None
+        if finder is None:
+            return captured
+        finder.close()
+        size = batch_size_of(batch)
+        if captured is not None or logits_from_output(outputs, size) is not None:
+            self._head_settled = True  # the README's default: self(x) is called, or the step returns logits
+            return captured
+        choice = finder.choose(size)  # two heads: refused with both names
+        if choice is None:
+            return None
+        self._head, output = choice
+        self._head_settled = True
+        self._capture.attach(pl_module.get_submodule(self._head))
+        self._capture.calls = finder.count(self._head)
+        self._pl.utilities.rank_zero_info(
+            f"DecisionRecorder: the LightningModule itself is not called in its steps; recording the outputs of "
+            f"submodule {self._head!r} (the outermost call returning (batch, classes)). Pass "
+            "DecisionRecorder(module='...') to record another submodule."
+        )
+        return output
 
     def _class_names(self, split: str) -> list[str] | None:
         if isinstance(self.class_names, dict):
@@ -408,15 +546,21 @@ class DecisionRecorderCore:
         """Check the Lightning internals the recorder needs; register the forward hook on the LightningModule
         or the named submodule."""
         compat.check_trainer(trainer)
+        compat.on_loaders_ready(trainer, self._watch_sampler)  # shuffled loaders: ids without changing the batch
         target: torch.nn.Module = pl_module
-        if self.module:
+        if self.module or self._head:
             try:
-                target = pl_module.get_submodule(self.module)
+                target = pl_module.get_submodule(self.module or self._head or "")
             except AttributeError as err:
                 raise ValueError(
                     f"DecisionRecorder(module={self.module!r}): the LightningModule has no such submodule ({err})."
                 ) from err
         self._capture.attach(target)
+
+    def _watch_sampler(self, loader: Any, training: bool) -> None:
+        """Record a shuffling loader's indices as its sampler draws them (training loaders only when recorded)."""
+        if not training or self.record_train:
+            record_sampler_ids(loader)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Finish queued writes, remove the hook, free buffers and release the store's claim."""
@@ -424,6 +568,7 @@ class DecisionRecorderCore:
         if trainer.is_global_zero:
             self._session.finish(self.pending_timeout)
         self._capture.detach()
+        compat.remove_loader_hooks(trainer)
         for split in (*self._val.values(), self._train):
             split.release()
         if trainer.is_global_zero:
@@ -434,6 +579,7 @@ class DecisionRecorderCore:
         (Lightning skips ``teardown`` on exceptions)."""
         self._recording = self._train_active = False
         self._capture.active = False
+        compat.remove_loader_hooks(trainer)
         try:
             self._session.flush()
         except Exception as err:  # noqa: BLE001 - the original exception matters more
@@ -498,12 +644,12 @@ class DecisionRecorderCore:
     def on_validation_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int,
                                   dataloader_idx: int = 0) -> None:
         """Start capturing forward outputs for this batch."""
-        self._capture.begin(self._recording)
+        self._begin_capture(pl_module, self._recording)
 
     def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:
         """Compute this batch's decisions on the device and write them into the split's buffer by sample id."""
-        captured = self._capture.end()
+        captured = self._end_capture(pl_module, batch, outputs)
         if not self._recording:
             return
         record = self.extract_batch(trainer, pl_module, batch, outputs, captured, dataloader_idx)
@@ -530,13 +676,13 @@ class DecisionRecorderCore:
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         """Start capturing forward outputs of this training batch; log W&B media built since the last batch."""
-        self._capture.begin(self._train_active)
+        self._begin_capture(pl_module, self._train_active)
         self._live.drain()
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         """Record this presentation's decisions (train mode) on the device, by sample id."""
-        captured = self._capture.end()
+        captured = self._end_capture(pl_module, batch, outputs)
         if not self._train_active:
             return
         record = self.extract_batch(trainer, pl_module, batch, outputs, captured, -1)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import lightning.pytorch as pl
 
 from lightning_ddd.recorder.core import DecisionRecorderCore
-from lightning_ddd.recorder.docs import RECORDER_DOC
 
 
 class DecisionRecorder(DecisionRecorderCore, pl.Callback):
-    __doc__ = RECORDER_DOC
+    __doc__ = DecisionRecorderCore.__doc__
     _pl = pl
 
 

@@ -40,8 +40,8 @@ def _version(dist: str) -> str | None:
 
 def run_metadata(trainer: Any, pl_module: Any) -> dict[str, Any]:
     """Collect run metadata: hyperparameters, model class, seed, versions, world size, start time."""
-    try:
-        hparams = dict(pl_module.hparams)
+    try:  # LightningCLI adds its internal "_instantiator": not a hyperparameter of the user's
+        hparams = {k: v for k, v in dict(pl_module.hparams).items() if not str(k).startswith("_")}
     except Exception:  # noqa: BLE001 - hparams may be anything
         hparams = {}
     return {

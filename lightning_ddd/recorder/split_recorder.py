@@ -18,7 +18,7 @@ from lightning_ddd.capture.buffer import DeviceBuffer
 from lightning_ddd.capture.decisions import compute_decisions, decisions_from_probabilities, num_classes_of
 from lightning_ddd.capture.extract import ITERABLE_IDS_HINT, MISSING_IDS_HINT, BatchRecord, class_targets
 from lightning_ddd.capture.gather import AllGather, EpochArrays, gather_epoch
-from lightning_ddd.capture.sampler_ids import SamplerIds
+from lightning_ddd.capture.sampler_ids import RecordingSampler, SamplerIds
 from lightning_ddd.capture.thumbnails import (
     ThumbnailBuffer,
     ThumbnailOptions,
@@ -48,7 +48,7 @@ class SplitRecorder:
         self.name = name
         self.train = train
         self.buffer: DeviceBuffer | None = None
-        self.ids_source: SamplerIds | Exception | None = None
+        self.ids_source: SamplerIds | RecordingSampler | Exception | None = None
         self.with_index = False
         self.num_classes = 0
         self.thumbs: ThumbnailBuffer | None = None
@@ -92,8 +92,12 @@ class SplitRecorder:
             self.buffer = DeviceBuffer(n, torch.device(device))
         else:
             self.buffer.reset()
+        recording = getattr(getattr(loader, "batch_sampler", None), "sampler", None)
         try:  # at epoch level (after Lightning's set_epoch): copies the epoch's indices to the device once
-            self.ids_source = SamplerIds(loader, self.buffer.device, allow_distributed_shuffle=self.train)
+            if isinstance(recording, RecordingSampler):
+                self.ids_source = recording  # a shuffling sampler: its indices are recorded as it draws them
+            else:
+                self.ids_source = SamplerIds(loader, self.buffer.device, allow_distributed_shuffle=self.train)
         except ValueError as err:  # only an error if the batches carry no ids either
             hint = f"DecisionRecorder: batches of split {self.name!r} carry no sample ids. {ITERABLE_IDS_HINT}"
             self.ids_source = ValueError(hint) if iterable else err
@@ -120,7 +124,8 @@ class SplitRecorder:
             self.thumbs.size = size_for_budget(self.buffer.num_samples, h, w, c, o.size, o.max_mb)
             if self.thumbs.size == 0:
                 self.thumb_note = (f"DecisionRecorder: no thumbnails for split {self.name!r}: "
-                                   f"{self.buffer.num_samples} images of 8 px exceed thumbnails_max_mb={o.max_mb:g}.")
+                                   f"{self.buffer.num_samples} images of 8 px exceed "
+                                   f"ThumbnailOptions(max_mb={o.max_mb:g}).")
                 self.thumbs = None
                 return
         self.thumbs.add(images, ids)
@@ -147,7 +152,7 @@ class SplitRecorder:
                 raise source
             if source is None:
                 raise ValueError(f"Cannot tell the sample ids of split {self.name!r}. {MISSING_IDS_HINT}")
-            ids = source.batch(batch_idx)
+            ids = source.batch(batch_idx, int(record.logits.shape[0]), self.buffer.device)
         targets = class_targets(record.targets, classes)
         self.buffer.add(compute_decisions(record.logits, targets), targets, ids)
         if self.thumbs is not None and record.images is not None:

@@ -118,7 +118,8 @@ def _pair_json(r: Any) -> dict[str, Any]:
     return {"runs": list(r.runs), "row": r.row, "subset": r.subset, "tolerance": r.tolerance,
             "n_samples": r.n_samples, "n_boot": r.n_boot,
             "confidence": r.confidence, "kappa": s.kappa, "ci_low": r.ci_low, "ci_high": r.ci_high,
-            "std_error": r.std_error, "observed": s.observed, "expected": s.expected,
+            "std_error": r.std_error, "degenerate_share": r.degenerate_share, "observed": s.observed,
+            "expected": s.expected,
             "kappa_min": s.kappa_min, "kappa_max": s.kappa_max}
 
 
@@ -170,6 +171,17 @@ def analyse(inputs: Sequence[str], opts: ReportOptions) -> tuple[dict[str, Any],
     opts.progress(f"comparing {len(runs)} runs at {m.row} ({how}); per-run outputs use "
                   f"{summary['comparison']['per_run_rows']}")
     arrays["matrix"] = m
+    summary["coverage"] = {"n_samples": int(n), "evaluated_per_row": {
+        t.name: [int(c) for c in t.evaluated.sum(axis=1)] for t in runs},
+        "evaluated_at_comparison": {name: int(e.sum()) for name, e in zip(names, m.evaluated)}}
+    for t in runs:
+        counts = t.evaluated.sum(axis=1)
+        if (counts < n).any():
+            msg = (f"Run {t.name!r}: {int((counts < n).sum())} of {len(counts)} rows cover only part of the {n} "
+                   f"samples (as few as {int(counts.min())}; e.g. Trainer(limit_val_batches=...)); samples a row "
+                   "did not evaluate are 'not evaluated' there, counted neither right nor wrong.")
+            summary["notes"].append(msg)
+            opts.progress(msg)
     full_runs = runs
     if not opts.all_rows:
         runs = [upto_row(t, int(p)) for t, p in zip(runs, m.rows)]
@@ -277,7 +289,9 @@ def _significance(summary: dict[str, Any], arrays: dict[str, Any], m: Any, keep:
                  "debiased_kappa": s.debiased, "copy_probability": s.copy, "n": s.n,
                  "chance": (s.p_exact_adj >= 0.05) & ~np.eye(len(names), dtype=bool)}
         if opts.null_draws > 0:
-            entry.update(p_klein=s.p_klein, p_klein_adj=s.p_klein_adj)
+            entry.update(p_klein=s.p_klein, p_klein_adj=s.p_klein_adj, p_klein_floor=s.p_floor)
+            if s.null_degenerate_share is not None:
+                entry["null_degenerate_share"] = s.null_degenerate_share
             entry["chance"] = entry["chance"] | ((s.p_klein_adj >= 0.05) & ~np.eye(len(names), dtype=bool))
         summary["significance"][key] = entry
         arrays[f"chance_{key}"] = entry["chance"]

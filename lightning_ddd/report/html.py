@@ -40,11 +40,11 @@ def _fmt(v: Any) -> str:
 
 
 def _p(value: Any, draws: int | None = None) -> str:
-    """A p-value as text: a Monte-Carlo p of 0 is ``< 1/draws``; tiny exact p-values in scientific notation."""
+    """A p-value as text: a Monte-Carlo p of 0 is ``< 1/(draws + 1)``; tiny exact p-values in scientific notation."""
     if value is None:
         return "–"
     if draws and value == 0:
-        return f"< {1 / draws:.0e}"
+        return f"< {1 / (draws + 1):.1e}"
     return f"{value:.4f}" if value >= 1e-4 else f"{value:.1e}"
 
 

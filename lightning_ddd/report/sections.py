@@ -38,7 +38,7 @@ TOP_CLASSES = 15
 
 def _label(target: int, names: list[str] | None) -> str:
     if target < 0:
-        return "?"
+        return "not evaluated"  # a row that covered only part of the split (limit_val_batches)
     return names[target] if names is not None and target < len(names) else str(target)
 
 

@@ -6,7 +6,9 @@ Nothing here imports torch or Lightning.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import math
 
 FORMAT_NAME = "lightning-ddd-store"
 """Value of the root attribute ``format``."""
@@ -17,8 +19,63 @@ FORMAT_VERSION = 1
 SPLITS_GROUP = "splits"
 """Group that holds one sub-group per recorded split."""
 
-ROW_FIELDS = ("global_step", "epoch", "flags", "wall_time", "committed")
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One dataset of a split group: the single description that the writer, the validator and the reader use.
+
+    Attributes:
+        name: the dataset's name.
+        dtype: the dtype the writer creates (``"pred"``: by the number of classes, :func:`pred_dtype`;
+            ``"float"``: the recorder's precision, float32 or float16).
+        kinds: numpy dtype kinds a reader accepts (``"b"`` bool, ``"i"``/``"u"`` integers, ``"f"`` floats).
+        fill: the value of a cell whose sample a row did not evaluate (per-sample fields only).
+        required: every split records it.
+    """
+
+    name: str
+    dtype: str
+    kinds: str
+    fill: object = None
+    required: bool = False
+
+
+SAMPLE_FIELDS: tuple[Field, ...] = (
+    Field("evaluated", "bool", "b", False, required=True),
+    Field("correct", "bool", "b", False, required=True),
+    Field("pred", "pred", "i", -1, required=True),
+    Field("loss", "float", "f", math.nan),
+    Field("margin", "float", "f", math.nan),
+    Field("presentations", "uint8", "iu", 0),
+)
+"""Per-sample datasets of shape (rows, N), one row per recorded evaluation."""
+
+ROW_VALUES: tuple[Field, ...] = (
+    Field("global_step", "int64", "iu"),
+    Field("epoch", "float64", "fiu"),
+    Field("flags", "uint8", "iu"),
+    Field("wall_time", "float64", "f"),
+    Field("committed", "uint8", "iu"),
+)
 """One value per row. ``committed`` is written last; rows without it do not exist for readers."""
+
+SAMPLE = {f.name: f for f in SAMPLE_FIELDS}
+"""The per-sample fields by name."""
+
+ROW = {f.name: f for f in ROW_VALUES}
+"""The per-row values by name."""
+
+OPTIONAL_SAMPLE_FIELDS = tuple(f.name for f in SAMPLE_FIELDS if not f.required)
+"""The per-sample fields a row may leave out (the recorder's ``record_loss`` / ``record_margin`` switches and
+the training split's ``presentations``)."""
+
+
+def sample_dtype(field: Field, num_classes: int, float_dtype: str) -> str:
+    """The dtype the writer creates for a per-sample field."""
+    if field.dtype == "pred":
+        return pred_dtype(num_classes)
+    return float_dtype if field.dtype == "float" else field.dtype
 
 CHUNK_SAMPLES = 1 << 20
 """At most this many samples per HDF5 chunk (chunks are one row high)."""

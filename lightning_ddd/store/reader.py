@@ -1,8 +1,9 @@
 """``DecisionStore``: read a decision store into numpy arrays, never holding the file open.
 
-Every call opens the file without HDF5 file locking, reads, and closes, so a recorder that is still
-training can always append. Only committed rows are visible: rows whose commit marker is missing (a crash
-during the write, or a write in progress) do not exist for readers.
+Every call opens the file without HDF5 file locking, reads, and closes. Writers never change the file in
+place: each row goes into a copy that atomically replaces it, so a reader opens a whole store (and one that
+holds the file keeps its snapshot). Only committed rows are visible: a store from before copy-on-write writes
+may hold rows without their commit marker (a kill mid-write), and they do not exist for readers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,8 @@ class DecisionStore:
 
     Args:
         path: the ``.h5`` file written by :class:`~lightning_ddd.DecisionRecorder`.
-        retries: attempts when the file is being written at the same moment.
+        retries: ignored (kept so that older calls still work): writers replace the store atomically, so a
+            reader never meets a write in progress.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -64,7 +65,7 @@ class DecisionStore:
         evaluated = store.read("val", "evaluated")
     """
 
-    def __init__(self, path: str | os.PathLike, *, retries: int = 5) -> None:
+    def __init__(self, path: str | os.PathLike, *, retries: int | None = None) -> None:
         self.path = Path(path)
         self.retries = retries
         if self.path.is_dir():
@@ -87,43 +88,27 @@ class DecisionStore:
         }
 
     def _load_checked(self) -> CheckedStore:
-        """Open and check the file; a check that fails is retried while a writer may be mid-append."""
-        last: StoreFormatError | None = None
-        for attempt in range(max(1, self.retries)):
-            stamp = self._stamp()
-            try:
-                with self._open() as f:
-                    return check_store(f, repr(str(self.path)))
-            except StoreFormatError as err:
-                last = err
-                if self._stamp() == stamp or attempt + 1 >= max(1, self.retries):
-                    raise  # the file did not change while it was read: the damage is real
-                time.sleep(0.05 * (attempt + 1))
-            except (OSError, RuntimeError, KeyError, ValueError, TypeError) as err:
-                raise StoreFormatError(f"{str(self.path)!r} cannot be read as a decision store: {err}. The file "
-                                       "is damaged.") from None
-        assert last is not None
-        raise last
+        """Open and check the file once: writers replace the store atomically (copy-on-write), so a reader
+        sees a whole store, the one before a row or the one after it, never a write in progress; a check that
+        fails is real damage."""
+        try:
+            with self._open() as f:
+                return check_store(f, repr(str(self.path)))
+        except StoreFormatError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as err:
+            raise StoreFormatError(f"{str(self.path)!r} cannot be read as a decision store: {err}. The file "
+                                   "is damaged.") from None
 
     # ------------------------------------------------------------------ low level
-    def _stamp(self) -> tuple[int, int]:
-        st = self.path.stat()
-        return st.st_mtime_ns, st.st_size
-
     def _open(self) -> h5py.File:
-        last: Exception | None = None
-        for attempt in range(max(1, self.retries)):
-            try:
-                return h5py.File(self.path, "r", locking=False)
-            except OSError as err:
-                last = err
-                if not h5py.is_hdf5(self.path) and self.path.stat().st_size > 0 and attempt >= 1:
-                    break
-                time.sleep(0.05 * (attempt + 1))
-        raise StoreFormatError(
-            f"Cannot read {str(self.path)!r} as an HDF5 decision store ({last}). The file is not HDF5, or "
-            "it is truncated or damaged."
-        )
+        try:
+            return h5py.File(self.path, "r", locking=False)
+        except OSError as err:
+            raise StoreFormatError(
+                f"Cannot read {str(self.path)!r} as an HDF5 decision store ({err}). The file is not HDF5, or "
+                "it is truncated or damaged."
+            ) from None
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[h5py.File]:
@@ -190,7 +175,7 @@ class DecisionStore:
         rows = self._committed[split]
         with self._reading() as f:
             group = f[fmt.SPLITS_GROUP][split]
-            return {k: group[k][()][rows] for k in ("global_step", "epoch", "flags", "wall_time")}
+            return {f.name: group[f.name][()][rows] for f in fmt.ROW_VALUES if f.name != "committed"}
 
     def read(self, split: str, field: str, *, rows: slice | np.ndarray | None = None,
              samples: slice | None = None) -> np.ndarray:
@@ -332,8 +317,12 @@ class DecisionStore:
         splits = {}
         for name, info in self.split_infos.items():
             rows = self.rows(name)
+            targets = self.targets(name)
+            coverage = self.read(name, "evaluated").sum(axis=1) if info.num_rows else np.zeros(0, int)
             splits[name] = {**dataclasses.asdict(info), "epochs": rows["epoch"].tolist(),
-                            "global_steps": rows["global_step"].tolist()}
+                            "global_steps": rows["global_step"].tolist(),
+                            "evaluated_per_row": [int(c) for c in coverage],
+                            "distinct_targets": int(np.unique(targets[targets >= 0]).size)}
         return {"path": str(self.path), "run_name": self.run_name, "run_id": self.run_id,
                 "format_version": self.format_version, "created": self.attrs.get("created"),
                 "splits": splits, "metadata": self.metadata, "pending_rows": self.pending_rows}

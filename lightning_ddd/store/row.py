@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from lightning_ddd.store.format import RowFlag
+from lightning_ddd.store.format import OPTIONAL_SAMPLE_FIELDS, RowFlag
 
 
 @dataclasses.dataclass
@@ -61,7 +61,7 @@ class Row:
     def sample_fields(self) -> dict[str, np.ndarray]:
         """Return the per-sample arrays present in this row, by store field name."""
         fields = {"evaluated": self.evaluated, "correct": self.correct, "pred": self.pred}
-        for name in ("loss", "margin", "presentations"):
+        for name in OPTIONAL_SAMPLE_FIELDS:
             value = getattr(self, name)
             if value is not None:
                 fields[name] = value

@@ -35,13 +35,13 @@ import numpy as np
 from lightning_ddd.store import format as fmt
 from lightning_ddd.store.errors import StoreFormatError
 
-SAMPLE_FIELDS = ("evaluated", "correct", "pred", "loss", "margin", "presentations")
-"""Every per-sample field a split may record."""
+SAMPLE_FIELDS = tuple(f.name for f in fmt.SAMPLE_FIELDS)
+"""Every per-sample field a split may record (from :data:`lightning_ddd.store.format.SAMPLE_FIELDS`)."""
 
-REQUIRED_FIELDS = ("evaluated", "correct", "pred")
+REQUIRED_FIELDS = tuple(f.name for f in fmt.SAMPLE_FIELDS if f.required)
 
-_SAMPLE_KINDS = {"evaluated": "b", "correct": "b", "pred": "i", "loss": "f", "margin": "f", "presentations": "iu"}
-_ROW_KINDS = {"global_step": "iu", "epoch": "fiu", "flags": "iu", "wall_time": "f", "committed": "iu"}
+_SAMPLE_KINDS = {f.name: f.kinds for f in fmt.SAMPLE_FIELDS}
+_ROW_KINDS = {f.name: f.kinds for f in fmt.ROW_VALUES}
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$")
 
 

@@ -42,7 +42,7 @@ from lightning_ddd.store.pending import (
 from lightning_ddd.store.row import Row
 from lightning_ddd.store.validate import check_split_name, check_store
 
-_FILL = {"evaluated": False, "correct": False, "pred": -1, "loss": np.nan, "margin": np.nan, "presentations": 0}
+_FILL: dict[str, Any] = {f.name: f.fill for f in fmt.SAMPLE_FIELDS}
 
 
 def split_complete(group: h5py.Group) -> bool:
@@ -310,8 +310,7 @@ class StoreWriter:
         had_problem = self._problem is not None
         self.retry()
         if self._problem is not None and not had_problem:
-            warnings.warn(f"lightning-ddd: {self._problem}. Readers should use DecisionStore or `lightning-ddd "
-                          "info`, which never hold the file.", stacklevel=2)
+            warnings.warn(f"lightning-ddd: {self._problem}.", stacklevel=2)
         return not self._held and not self.waiting_files() and self._last_in_store == (row.split, row.global_step)
 
     def retry(self) -> bool:
@@ -458,18 +457,16 @@ class StoreWriter:
         group = splits.create_group(row.split)
         group.create_dataset("ids", data=np.arange(n, dtype=np.int64))
         group.create_dataset("targets", data=np.full(n, -1, dtype=np.int64))
-        row_dtypes = {"global_step": "int64", "epoch": "float64", "flags": "uint8",
-                      "wall_time": "float64", "committed": "uint8"}
-        for name, dtype in row_dtypes.items():
-            group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
-        dtypes = {"evaluated": "bool", "correct": "bool", "pred": fmt.pred_dtype(row.num_classes),
-                  "loss": self.float_dtype, "margin": self.float_dtype, "presentations": "uint8"}
+        for value in fmt.ROW_VALUES:
+            group.create_dataset(value.name, shape=(0,), maxshape=(None,), dtype=value.dtype, chunks=(1024,))
         chunk = (1, min(n, fmt.CHUNK_SAMPLES))
         for name in row.sample_fields():
+            field = fmt.SAMPLE[name]
             group.create_dataset(
-                name, shape=(0, n), maxshape=(None, n), dtype=dtypes[name], chunks=chunk,
-                compression=fmt.COMPRESSION, compression_opts=fmt.COMPRESSION_LEVEL,
-                shuffle=name in ("loss", "margin"), fillvalue=_FILL[name],
+                name, shape=(0, n), maxshape=(None, n), dtype=fmt.sample_dtype(field, row.num_classes,
+                                                                               self.float_dtype),
+                chunks=chunk, compression=fmt.COMPRESSION, compression_opts=fmt.COMPRESSION_LEVEL,
+                shuffle=field.dtype == "float", fillvalue=field.fill,
             )
         group.attrs["num_classes"] = row.num_classes
         group.attrs["kind"] = "train" if row.flags & fmt.RowFlag.TRAIN_PRESENTATIONS else "validation"
