@@ -85,7 +85,7 @@ def cmd_repair(a: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- plan
 def cmd_plan(a: argparse.Namespace) -> int:
-    from lightning_ddd.analysis.significance import interval_width, samples_for_width
+    from lightning_ddd.analysis.planning import interval_width, samples_for_power, samples_for_width
 
     for name, value in (("--acc", a.acc[0]), ("--acc", a.acc[1])):
         if not 0 < value < 1:
@@ -96,16 +96,24 @@ def cmd_plan(a: argparse.Namespace) -> int:
         raise UserError(f"--n must be >= 2, got {a.n}.")
     if a.width is not None and a.width <= 0:
         raise UserError(f"--width must be > 0, got {a.width}.")
+    if not 0 < a.power < 1:
+        raise UserError(f"--power must lie strictly between 0 and 1, got {a.power}.")
     a1, a2 = a.acc
     out: dict[str, Any] = {"acc": [a1, a2], "kappa": a.kappa}
     try:
         if a.n is not None:
             out["n"] = a.n
             out["width_95"] = interval_width(a1, a2, a.kappa, a.n)
-        width = a.width if a.width is not None else (2 * abs(a.kappa) if a.kappa else None)
+        width = a.width
         if width is not None:
             out["target_width"] = width
             out["n_needed"] = samples_for_width(a1, a2, a.kappa, width)
+        elif a.kappa:
+            plan = samples_for_power(a1, a2, a.kappa, power=a.power, seed=a.seed)
+            out.update(power=a.power, n_needed=plan.n, simulated_power=plan.power, undefined_share=plan.undefined,
+                       expected_errors=list(plan.expected_errors), warnings=list(plan.warnings),
+                       method="simulated studies of i.i.d. trials, 95 % percentile-bootstrap interval excludes 0",
+                       n_sim=plan.n_sim, n_boot=plan.n_boot)
     except ValueError as err:
         raise UserError(str(err)) from None
     if a.json:
@@ -114,9 +122,15 @@ def cmd_plan(a: argparse.Namespace) -> int:
     if "width_95" in out:
         print(f"{a.n} samples: expected 95 % interval of kappa {a.kappa:g} is {out['width_95']:.3f} wide "
               f"(+/- {out['width_95'] / 2:.3f}).")
-    if "n_needed" in out:
-        what = "to exclude 0" if a.width is None else f"for a width of {width:g}"
-        print(f"samples needed {what}: {out['n_needed']}.")
+    if "n_needed" in out and a.width is not None:
+        print(f"samples needed for an expected 95 % interval width of {width:g}: {out['n_needed']}.")
+    elif "n_needed" in out:
+        print(f"samples needed for the 95 % interval to exclude 0 with probability {100 * a.power:g} %: "
+              f"{out['n_needed']} "
+              f"(simulated: {100 * out['simulated_power']:.1f} % of {out['n_sim']} studies of that size did; "
+              "i.i.d. trials, percentile-bootstrap intervals).")
+        for note in out["warnings"]:
+            print(f"warning: {note}", file=sys.stderr)
     return 0
 
 
@@ -339,8 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kappa", type=float, required=True, help="the expected kappa")
     p.add_argument("--n", type=int, default=None, help="samples: print the expected 95 %% interval width")
     p.add_argument("--width", type=float, default=None,
-                   help="target width of the 95 %% interval: print the samples needed (default: 2 |kappa|, "
-                        "i.e. an interval that excludes 0)")
+                   help="target width of the expected 95 %% interval: print the samples needed (default: plan for "
+                        "--power instead)")
+    p.add_argument("--power", type=float, default=0.8,
+                   help="plan for this chance that the 95 %% interval excludes 0, by simulation (default 0.8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulation")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=cmd_plan)
 
@@ -411,6 +428,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--break-every", type=int, default=50, help="a break after this many trials (default 50)")
     p.add_argument("--seed", type=int, default=0, help="seed of every draw")
     p.add_argument("--images", default=None, help="ImageFolder-style folder of the split at full resolution")
+    p.add_argument("--selection", choices=("paper", "extreme"), default="paper",
+                   help="paper: a seeded uniform draw within the strict trivial / impossible samples at the "
+                        "comparison epoch, as the paper did (default); extreme: the most extreme samples (ours)")
+    p.add_argument("--view", default="256,224",
+                   help="with --images: RESIZE,CROP shows what the networks saw, the shorter side resized, then "
+                        "the central CROP x CROP pixels (default 256,224, the paper's); 'original' shows the "
+                        "files uncropped")
     from lightning_ddd.study.jspsych import npm_install_command
 
     p.add_argument("--jspsych", default=None,
@@ -429,11 +453,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _view(text: str) -> tuple[int, int] | None:
+    """``--view RESIZE,CROP`` or ``original``."""
+    if text == "original":
+        return None
+    try:
+        resize, crop = (int(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"--view takes RESIZE,CROP (e.g. 256,224) or 'original', got {text!r}.") from None
+    if not 1 <= crop <= resize:
+        raise UserError(f"--view {text}: the crop must be between 1 and the resized shorter side ({resize}).")
+    return resize, crop
+
+
 def cmd_study_make(a: argparse.Namespace) -> int:
     from lightning_ddd.study.make import StudyOptions, make_study
 
     _check_ranges(a)
     opts = StudyOptions(experiment=a.experiment, split=a.split, tolerance=a.tolerance, epoch=a.epoch,
+                        selection=a.selection, view=_view(a.view),
                         trials=a.trials, practice=a.practice, per_class=a.per_class, seed=a.seed,
                         break_every=a.break_every, images=a.images, jspsych=a.jspsych,
                         label_errors=_read_label_errors(a.label_errors) if a.label_errors else None)

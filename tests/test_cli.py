@@ -43,7 +43,7 @@ def stores(tmp_path_factory):
 def test_info_text_json_and_no_torch(stores, capsys):
     assert main(["info", str(stores / "base.h5")]) == 0
     out = capsys.readouterr().out
-    assert "split 'val' (validation): 4 rows (epochs 0..3), 809 samples, 10 classes" in out
+    assert "split 'val' (validation): 4 rows (epochs 0..3), 809 samples, output width 10 (10 distinct targets)" in out
     assert main(["info", str(stores), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [d["run_name"] for d in data] == ["arch", "base", "init-1", "init-2"]

@@ -40,11 +40,31 @@ def test_report_and_study_take_images_from_a_folder(tmp_path, capsys):
         img = mpimg.imread(out / x["image"])
         np.testing.assert_array_equal(np.round(img[..., :3] * 255).astype(np.uint8), by_id[x["id"]])
     assert (out / "explorer" / "s-0000.png").is_file()
-    # the study copies the full-resolution files
+    # the study shows what the networks saw: torchvision's Resize(256) + CenterCrop(224) of each file
+    from PIL import Image
+    from torchvision import transforms
+
+    from lightning_ddd.report.samples import folder_images
+
+    files = folder_images(tmp_path / "images")
+    view = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224)])
     study = tmp_path / "study"
     assert main(["study", "make", str(stores), "--out", str(study), "--images", str(tmp_path / "images"),
                  "--trials", "2", "--practice", "0"]) == 0
     d = json.loads((study / "design.json").read_text())
+    assert d["selection"] == "paper" and d["paper_way"] and "what the networks saw" in d["stimuli"]
+    for sid, sample in d["samples"].items():
+        got = np.asarray(Image.open(study / sample["image"]).convert("RGB"))
+        want = np.asarray(view(Image.open(files[int(sid)]).convert("RGB")))
+        assert got.shape == (224, 224, 3)
+        np.testing.assert_array_equal(got, want)
+    assert "image-rendering:auto" in (study / "index.html").read_text()
+    # --view original copies the full-resolution files
+    study = tmp_path / "study-original"
+    assert main(["study", "make", str(stores), "--out", str(study), "--images", str(tmp_path / "images"),
+                 "--trials", "2", "--practice", "0", "--view", "original"]) == 0
+    d = json.loads((study / "design.json").read_text())
+    assert not d["paper_way"] and "uncropped" in d["stimuli"]
     for sid, sample in d["samples"].items():
         img = mpimg.imread(study / sample["image"])
         np.testing.assert_array_equal(np.round(img[..., :3] * 255).astype(np.uint8), by_id[int(sid)])

@@ -4,6 +4,7 @@ scikit-learn, scoring of written results, and one clear line for every kind of b
 from __future__ import annotations
 
 import csv
+import html
 import json
 
 import numpy as np
@@ -27,8 +28,8 @@ def _pool(n=600, seed=0):
 @pytest.mark.parametrize("n_trials", [149, 20])
 def test_2afc_design_pairs_extreme_samples_with_balanced_sides(n_trials):
     pool = _pool()
-    trials = two_afc_trials(pool, n_trials, 4, seed=3)
-    assert trials == two_afc_trials(pool, n_trials, 4, seed=3)
+    trials = two_afc_trials(pool, n_trials, 4, seed=3, selection="extreme")
+    assert trials == two_afc_trials(pool, n_trials, 4, seed=3, selection="extreme")
     assert [t["trial"] for t in trials] == list(range(n_trials + 4))
     assert [t["practice"] for t in trials] == [True] * 4 + [False] * n_trials
     main_ = [t for t in trials if not t["practice"]]
@@ -50,6 +51,28 @@ def test_2afc_design_pairs_extreme_samples_with_balanced_sides(n_trials):
     assert pool.score[list(main_imp)].max() <= pool.score[np.setdiff1d(imp, used)].min()
     # the order is random: not sorted by pair
     assert [t["pair_id"] for t in main_] != sorted(t["pair_id"] for t in main_)
+
+
+def test_the_default_selection_is_the_papers_uniform_draw_within_the_strict_classes():
+    """The paper drew its pairs at random among the strict trivial and impossible images of the last epoch: every
+    such sample is equally likely, whatever its score over the rows (a chi-square test of uniformity over many
+    seeds), and the draw is the galleries' seeded permutation."""
+    pool = _pool()
+    triv, imp = pool.ids(Difficulty.TRIVIAL), pool.ids(Difficulty.IMPOSSIBLE)
+    counts = {int(i): 0 for i in triv}
+    seeds = 400
+    for seed in range(seeds):
+        trials = two_afc_trials(pool, 20, 0, seed=seed)
+        for t in trials:
+            counts[t["trivial"]] += 1
+            assert t["impossible"] in imp
+        rng = np.random.default_rng(seed)
+        assert sorted(t["trivial"] for t in trials) == sorted(triv[rng.permutation(triv.size)][:20].tolist())
+    observed = np.array(list(counts.values()))
+    assert stats.chisquare(observed).pvalue > 1e-3  # uniform over the strict class
+    # not the extreme rule: low-score trivial samples are drawn as often as high-score ones
+    lo = pool.score[triv] < np.median(pool.score[triv])
+    assert abs(observed[lo].mean() - observed[~lo].mean()) < 0.25 * observed.mean()
 
 
 def test_rating_design_and_too_few_samples():
@@ -199,3 +222,21 @@ def test_default_study_loads_pinned_jspsych_from_the_cdn_with_integrity(study):
     d = study["design"]
     assert all((study["dir"] / s["image"]).is_file() for s in d["samples"].values())
     assert (study["dir"] / "design.js").read_text().startswith("window.DDD_STUDY = ")
+
+
+def test_the_papers_numbers_are_references_only_for_a_study_built_the_papers_way(study):
+    tmp = study["tmp"]
+    _results(study, "p1", lambda t: 0 if t["trivial_side"] == "right" else 1, tmp / "p1.csv")
+    out = tmp / "scored-thumbs"
+    assert main(["study", "score", str(tmp / "p1.csv"), "--study", str(study["dir"]), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert study["design"]["selection"] == "paper" and not study["design"]["paper_way"]  # thumbnails, not crops
+    assert "paper" not in summary["score"] and any("not built the paper's way" in n for n in summary["notes"])
+    page = html.unescape((out / "index.html").read_text())
+    assert "the paper: 81.4" not in page and "the paper's rule" in page and "thumbnails" in page
+    design = dict(study["design"], paper_way=True)  # as `study make --images DIR` with the defaults writes it
+    (study["dir"] / "design.json").write_text(json.dumps(design))
+    out = tmp / "scored-paper"
+    assert main(["study", "score", str(tmp / "p1.csv"), "--study", str(study["dir"]), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["score"]["paper"]["mean_accuracy"] == 0.814 and "the paper: 81.4" in (out / "index.html").read_text()

@@ -21,8 +21,7 @@ Consistency" (arXiv 2507.06645), implemented from the formulas, vectorised over 
 * **Multiple pairs**: Holm's step-down correction (default) or Benjamini-Hochberg's false discovery rate.
 * **Estimates**: the less biased kappa n kappa / ((n - 1) + kappa), and the copy probability
   p_copy = kappa f with f = (1 - c_exp) / (1 - (a^2 + (1 - a)^2)), a the higher accuracy.
-* **Planning**: the delta-method standard error of kappa for accuracies a1, a2 and a kappa gives the expected
-  95 % interval width for n samples and the n needed for a target width.
+* **Planning** lives in :mod:`lightning_ddd.analysis.planning` (a stated power, by simulation).
 * **Differences of two kappas that share a run** (kappa(base, a) - kappa(base, b)): a paired bootstrap over
   samples.
 """
@@ -38,8 +37,13 @@ from typing import Any
 import numpy as np
 
 from lightning_ddd.analysis.kappa import _as_bool, stats_from_counts
-
-Z95 = 1.959963984540054
+from lightning_ddd.analysis.planning import (  # noqa: F401 - planning moved there; kept importable from here
+    Z95,
+    interval_width,
+    kappa_standard_error,
+    samples_for_power,
+    samples_for_width,
+)
 
 
 # ------------------------------------------------------------------------------------------ counts
@@ -431,50 +435,6 @@ def significance_matrix(correct: np.ndarray, *, evaluated: np.ndarray | None = N
         p_klein=p_klein, p_exact=p_exact, p_klein_adj=adjust_pair_matrix(p_klein, method),
         p_exact_adj=adjust_pair_matrix(p_exact, method), n=n, runs=names, subset=subset, method=method,
         n_draws=n_draws, seed=seed, null_degenerate_share=degenerate)
-
-
-# ------------------------------------------------------------------------------------------ planning
-def _cells(acc_a: float, acc_b: float, kappa: float) -> np.ndarray:
-    c_exp = acc_a * acc_b + (1 - acc_a) * (1 - acc_b)
-    c_obs = kappa * (1 - c_exp) + c_exp
-    p11 = (c_obs - 1 + acc_a + acc_b) / 2
-    cells = np.array([p11, acc_a - p11, acc_b - p11, 1 - acc_a - acc_b + p11])
-    if (cells < -1e-12).any():
-        raise ValueError(f"kappa {kappa} is impossible for accuracies {acc_a} and {acc_b} (kappa lies between "
-                         "the bounds the two accuracies allow).")
-    return np.clip(cells, 0, 1)
-
-
-def kappa_standard_error(acc_a: float, acc_b: float, kappa: float, n: float) -> float:
-    """Large-sample (delta-method) standard error of kappa for n samples, two observers of these accuracies."""
-    p = _cells(acc_a, acc_b, kappa)
-    p11, p10, p01, p00 = p
-    pa, pb = p11 + p10, p11 + p01
-    pe = pa * pb + (1 - pa) * (1 - pb)
-    po = p11 + p00
-    if np.isclose(pe, 1.0):
-        return 0.0
-    # d kappa / d cell, with po and pe as functions of the four cells
-    dpo = np.array([1.0, 0.0, 0.0, 1.0])
-    dpa = np.array([1.0, 1.0, 0.0, 0.0])
-    dpb = np.array([1.0, 0.0, 1.0, 0.0])
-    dpe = dpa * pb + pa * dpb - dpa * (1 - pb) - (1 - pa) * dpb
-    grad = dpo / (1 - pe) + dpe * (po - 1) / (1 - pe) ** 2  # d kappa, kappa = (po - pe) / (1 - pe)
-    cov = np.diag(p) - np.outer(p, p)
-    return float(np.sqrt(max(grad @ cov @ grad, 0.0) / n))
-
-
-def interval_width(acc_a: float, acc_b: float, kappa: float, n: float) -> float:
-    """Expected width of the 95 % interval of kappa with n samples."""
-    return 2 * Z95 * kappa_standard_error(acc_a, acc_b, kappa, n)
-
-
-def samples_for_width(acc_a: float, acc_b: float, kappa: float, width: float) -> int:
-    """Samples needed for a 95 % interval of kappa no wider than ``width``."""
-    if width <= 0:
-        raise ValueError(f"width must be > 0, got {width}.")
-    unit = kappa_standard_error(acc_a, acc_b, kappa, 1.0)
-    return max(1, int(np.ceil((2 * Z95 * unit / width) ** 2)))
 
 
 # ------------------------------------------------------------------------------------------ differences

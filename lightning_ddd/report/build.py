@@ -40,6 +40,7 @@ from lightning_ddd.analysis import (
     upto_row,
 )
 from lightning_ddd.analysis.loading import Trajectory
+from lightning_ddd.analysis.planning import samples_for_power
 
 MAX_SVG_BYTES = 2 * 1024 * 1024
 
@@ -310,12 +311,18 @@ def _significance(summary: dict[str, Any], arrays: dict[str, Any], m: Any, keep:
                 except ValueError:
                     continue
                 if needed > n[i, j]:
-                    short.append(needed)
+                    short.append((needed, a1, a2, float(np.clip(k, -0.99, 0.99))))
         if short:
+            _, a1, a2, k = max(short)  # the pair that needs the most samples
+            try:
+                plan = samples_for_power(a1, a2, k, power=0.8, n_sim=500, n_boot=200, seed=opts.seed)
+                need = f"the hardest of them would need about {plan.n} samples for an 80 % chance to exclude 0"
+            except ValueError:
+                need = "no feasible number of samples would let the hardest of them exclude 0"
             summary["notes"].append(
                 f"The in-between subset ({int(subsets['in_between'].sum())} samples) is too small for the 95 % "
-                f"intervals of {len(short)} pair(s) to exclude 0 at their observed kappa (they would need up to "
-                f"{max(short)} samples; `lightning-ddd plan` computes this for given accuracies and kappa).")
+                f"intervals of {len(short)} pair(s) to exclude 0 at their observed kappa ({need}, simulated; "
+                "`lightning-ddd plan` computes this for given accuracies and kappa).")
 
 
 def _condition_differences(summary: dict[str, Any], m: Any, keep: np.ndarray, arrays: dict[str, Any],

@@ -1,13 +1,19 @@
 """Which images a study shows, and in which order (numpy only).
 
-Experiment 1 (2AFC): pairs of one trivial and one impossible sample, drawn from the most extreme samples as
-the paper did: trivial samples the runs got right most often over all recorded rows, impossible samples they
-got right least often (ties broken by a seeded draw). The pairs are a seeded random matching; the trivial
-image is on the left in exactly half of the main trials (the extra one of an odd number by a coin), sides
-and order randomised. A few practice trials come first, from the next most extreme samples.
+Experiment 1 (2AFC): pairs of one trivial and one impossible sample. Which samples, by ``selection``:
 
-Experiment 2 (ratings): ``per_class`` trivial (most extreme), in-between (a uniform draw) and impossible
-(most extreme) samples in a seeded random order.
+* ``"paper"`` (default): **the paper's rule**, a seeded uniform draw within the trivial and impossible samples
+  at the comparison epoch (strict with tolerance 0), as Meding et al. drew their 149 pairs at random among the
+  strict classes of the last epoch;
+* ``"extreme"`` (ours, an option): the most extreme samples, trivial ones the runs got right most often over
+  all recorded rows and impossible ones least often (ties broken by a seeded draw).
+
+The pairs are a seeded random matching; the trivial image is on the left in exactly half of the main trials
+(the extra one of an odd number by a coin), sides and order randomised. A few practice trials come first,
+drawn by the same rule from the samples the main trials do not use.
+
+Experiment 2 (ratings): ``per_class`` trivial, in-between (always a uniform draw) and impossible samples by
+the same rule, in a seeded random order.
 """
 
 from __future__ import annotations
@@ -43,8 +49,16 @@ class Pool:
         return np.flatnonzero((self.labels == kind) & self.usable)
 
 
-def _extreme(pool: Pool, kind: Difficulty, count: int, seed: int) -> np.ndarray:
+SELECTIONS = ("paper", "extreme")
+
+
+def _choose(pool: Pool, kind: Difficulty, count: int, seed: int, selection: str) -> np.ndarray:
+    """``count`` samples of one difficulty: a seeded uniform draw (the paper's rule) or the most extreme."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}.")
     ids = pool.ids(kind)
+    if selection == "paper":
+        return select_examples(ids, count, seed=seed)
     rank = pool.score if kind == Difficulty.TRIVIAL else -pool.score
     return select_examples(ids, count, seed=seed, rank=rank)
 
@@ -53,8 +67,9 @@ def _too_few(what: str, have: int, need: int, hint: str) -> DesignError:
     return DesignError(f"Only {have} {what} samples with images are available, but the study needs {need}; {hint}")
 
 
-def two_afc_trials(pool: Pool, n_trials: int = 149, n_practice: int = 4, seed: int = 0) -> list[dict]:
-    """The trials of Experiment 1.
+def two_afc_trials(pool: Pool, n_trials: int = 149, n_practice: int = 4, seed: int = 0,
+                   selection: str = "paper") -> list[dict]:
+    """The trials of Experiment 1 (``selection``: ``"paper"``, the paper's uniform draw, or ``"extreme"``).
 
     Returns:
         One dict per trial in presentation order: ``trial`` (0-based), ``pair_id``, ``practice``, ``left``,
@@ -70,9 +85,9 @@ def two_afc_trials(pool: Pool, n_trials: int = 149, n_practice: int = 4, seed: i
         if have < need:
             raise _too_few(name, have, need, hint)
     rng = np.random.default_rng(seed)
-    trivial = _extreme(pool, Difficulty.TRIVIAL, need, seed)
-    impossible = _extreme(pool, Difficulty.IMPOSSIBLE, need, seed)
-    # the most extreme go to the main trials, the next ones to practice; a seeded matching within each
+    trivial = _choose(pool, Difficulty.TRIVIAL, need, seed, selection)
+    impossible = _choose(pool, Difficulty.IMPOSSIBLE, need, seed, selection)
+    # the first drawn (the most extreme) go to the main trials, the others to practice; a seeded matching
     main_t, prac_t = trivial[:n_trials], trivial[n_trials:]
     main_i, prac_i = impossible[:n_trials], impossible[n_trials:]
     main_i = main_i[rng.permutation(main_i.size)]
@@ -96,7 +111,7 @@ def two_afc_trials(pool: Pool, n_trials: int = 149, n_practice: int = 4, seed: i
     return trials
 
 
-def rating_trials(pool: Pool, per_class: int = 100, seed: int = 0) -> list[dict]:
+def rating_trials(pool: Pool, per_class: int = 100, seed: int = 0, selection: str = "paper") -> list[dict]:
     """The trials of Experiment 2: one image each, ``trial``, ``sample_id``, ``difficulty``.
 
     Raises:
@@ -108,7 +123,7 @@ def rating_trials(pool: Pool, per_class: int = 100, seed: int = 0) -> list[dict]
         have = pool.ids(kind).size
         if have < per_class:
             raise _too_few(name.replace("_", "-"), have, per_class, "lower --per-class or use --tolerance 1")
-        ids = (_extreme(pool, kind, per_class, seed) if kind != Difficulty.IN_BETWEEN
+        ids = (_choose(pool, kind, per_class, seed, selection) if kind != Difficulty.IN_BETWEEN
                else select_examples(pool.ids(kind), per_class, seed=seed))
         chosen += [(int(i), name) for i in ids]
     order = np.random.default_rng(seed).permutation(len(chosen))

@@ -58,7 +58,7 @@ RATING_TEXT = {
 }
 CSS = """
 body{font-family:system-ui,sans-serif}.ddd-choice{margin:1em;padding:.5em;background:#fff}
-.ddd-image{width:256px;height:256px;object-fit:contain;image-rendering:auto;display:block}
+.ddd-image{width:256px;height:256px;object-fit:contain;image-rendering:RENDERING;display:block}
 .ddd-question{font-size:1.2em}.ddd-keys{color:#666;font-size:.9em}.ddd-feedback{font-size:1.2em}
 """
 
@@ -77,7 +77,13 @@ class StudyOptions:
         per_class: ratings: images per difficulty.
         seed: seed of every draw.
         break_every: a break after this many main trials (0: none).
-        images: an ImageFolder-style folder of the split at full resolution (else the stores' thumbnails).
+        images: an ImageFolder-style folder of the split at full resolution (else the stores' thumbnails, at
+            most 64 px, contrast-stretched per image, drawn pixelated).
+        selection: ``"paper"`` (the paper's rule: a seeded uniform draw within the strict trivial and
+            impossible samples at the comparison epoch) or ``"extreme"`` (the most extreme samples).
+        view: with ``images``, what the observers see: ``(resize, crop)`` = the shorter side resized to
+            ``resize`` (bilinear), then the central ``crop`` x ``crop`` pixels, not normalised: what the
+            networks saw (the paper: Resize 256, CenterCrop 224); None shows the original files.
         jspsych: a local npm install of the pinned jsPsych packages, copied into the folder (else the CDN).
         label_errors: optional (N,) mask of known label errors, never shown.
     """
@@ -94,6 +100,31 @@ class StudyOptions:
     images: str | None = None
     jspsych: str | None = None
     label_errors: np.ndarray | None = None
+    selection: str = "paper"
+    view: tuple[int, int] | None = (256, 224)
+
+    def paper_way(self) -> bool:
+        """Whether the study is built as the paper built its Experiment 1: its selection rule, strict classes,
+        and the networks' 224 x 224 centre crops of the full-resolution images."""
+        return (self.experiment == "2afc" and self.selection == "paper" and self.tolerance == 0
+                and self.images is not None and self.view == (256, 224))
+
+
+def network_view(path: Path, resize: int, crop: int) -> Any:
+    """The image as a network saw it (torchvision's ``Resize(resize)`` then ``CenterCrop(crop)``), as a
+    Pillow image: the shorter side scaled to ``resize`` (bilinear, antialiased), the central ``crop`` square."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        w, h = im.size
+        short, long = min(w, h), max(w, h)
+        new_long = int(resize * long / short)  # torchvision's rounding of the long side
+        size = (resize, new_long) if w <= h else (new_long, resize)
+        if size != (w, h):
+            im = im.resize(size, getattr(Image, "Resampling", Image).BILINEAR)
+        left, top = int(round((size[0] - crop) / 2.0)), int(round((size[1] - crop) / 2.0))
+        return im.crop((left, top, left + crop, top + crop))
 
 
 def _pool(stores: Sequence[str], opts: StudyOptions) -> tuple[Pool, Any, Any, dict[str, Any]]:
@@ -151,11 +182,11 @@ def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions
     check_folder_output(out, "study make", force=force)
     pool, source, runs, info = _pool(stores, opts)
     if opts.experiment == "2afc":
-        trials = two_afc_trials(pool, opts.trials, opts.practice, opts.seed)
+        trials = two_afc_trials(pool, opts.trials, opts.practice, opts.seed, opts.selection)
         ids = sorted({i for t in trials for i in (t["left"], t["right"])})
         text = TEXT
     else:
-        trials = rating_trials(pool, opts.per_class, opts.seed)
+        trials = rating_trials(pool, opts.per_class, opts.seed, opts.selection)
         ids = sorted({t["sample_id"] for t in trials})
         text = RATING_TEXT
     from lightning_ddd.report.samples import stored_class_names
@@ -173,12 +204,21 @@ def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions
     study_id = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
     with atomic_folder(out, "study make") as tmp:
         (tmp / "images").mkdir()
-        if opts.images:
+        if opts.images and opts.view is not None:
+            files = folder_images(opts.images)
+            for i in ids:
+                name = f"images/{i}.png"
+                network_view(files[i], *opts.view).save(tmp / name, format="PNG")
+                samples[str(i)]["image"] = name
+            stimuli = (f"what the networks saw: the images of {source.where}, shorter side resized to "
+                       f"{opts.view[0]} px, central {opts.view[1]} x {opts.view[1]} px, not normalised")
+        elif opts.images:
             files = folder_images(opts.images)
             for i in ids:
                 name = f"images/{i}{files[i].suffix.lower()}"
                 shutil.copyfile(files[i], tmp / name)
                 samples[str(i)]["image"] = name
+            stimuli = f"the original files of {source.where}, uncropped"
         else:
             import matplotlib.image as mpimg
 
@@ -186,10 +226,13 @@ def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions
                 name = f"images/{i}.png"
                 mpimg.imsave(tmp / name, img, format="png")
                 samples[str(i)]["image"] = name
+            stimuli = (f"the stores' thumbnails ({source.where}; at most 64 px, each contrast-stretched to its "
+                       "own range), drawn pixelated, not the networks' full-resolution inputs")
         design = {"study_id": study_id, "experiment": opts.experiment, "trials": trials, "samples": samples,
                   "break_every": opts.break_every, "seed": opts.seed, "tolerance": opts.tolerance,
                   "split": opts.split, "comparison": info["row"], "runs": info["runs"], "n_runs": info["n_runs"],
                   "n_samples": info["n_samples"], "images": source.where, "text": text,
+                  "selection": opts.selection, "stimuli": stimuli, "paper_way": opts.paper_way(),
                   "label_errors_excluded": opts.label_errors is not None,
                   "jspsych": {a.package: a.version for a in jspsych.ASSETS}}
         (tmp / "design.json").write_text(json.dumps(design, indent=1))
@@ -200,8 +243,9 @@ def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions
         (tmp / "experiment.js").write_text(script)
         tags = jspsych.copy_local(opts.jspsych, tmp) if opts.jspsych else jspsych.cdn_tags()
         title = "Which image is harder?" if opts.experiment == "2afc" else "Describe the images"
+        css = CSS.replace("RENDERING", "auto" if opts.images else "pixelated")  # small thumbnails: no smoothing
         (tmp / "index.html").write_text(
             "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title>\n" + "\n".join(tags) + f"\n<style>{CSS}</style></head>\n<body>\n"
+            f"<title>{html.escape(title)}</title>\n" + "\n".join(tags) + f"\n<style>{css}</style></head>\n<body>\n"
             "<script src='design.js'></script>\n<script src='experiment.js'></script>\n</body></html>\n")
     return design

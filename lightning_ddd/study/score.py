@@ -202,8 +202,9 @@ def score_2afc(observers: dict[str, list[dict[str, Any]]], design: dict[str, Any
     acc = [float(o["accuracy"]) for o in per_observer if o["accuracy"] is not None]
     out: dict[str, Any] = {"observers": per_observer, "n_observers": len(names), "n_pairs": len(pairs),
                            "mean_accuracy": float(np.mean(acc)) if acc else None,
-                           "min_accuracy": min(acc) if acc else None, "max_accuracy": max(acc) if acc else None,
-                           "paper": {"mean_accuracy": 0.814, "range": [0.718, 0.886], "error_consistency": 0.587}}
+                           "min_accuracy": min(acc) if acc else None, "max_accuracy": max(acc) if acc else None}
+    if design.get("paper_way"):  # the paper's numbers compare only with a study built as the paper built its own
+        out["paper"] = {"mean_accuracy": 0.814, "range": [0.718, 0.886], "error_consistency": 0.587}
     if len(names) >= 2:
         ec = pairwise_consistency(correct, evaluated=answered, runs=names, n_boot=n_boot, seed=seed,
                                   subset="main trials", row="study")
@@ -269,7 +270,8 @@ def _figures(summary: dict[str, Any], folder: Path) -> list[dict[str, str]]:
             hi = np.array([o["ci_high"] for o in obs])
             ax.errorbar(acc, y, xerr=[np.maximum(acc - lo, 0), np.maximum(hi - acc, 0)], fmt="o", color="#333")
             ax.axvline(0.5, color="#999", ls="--", label="chance")
-            ax.axvline(0.814, color="#e6550d", ls=":", label="paper's mean (81.4 %)")
+            if "paper" in s:
+                ax.axvline(0.814, color="#e6550d", ls=":", label="paper's mean (81.4 %)")
             ax.set_yticks(y, [o["participant"] for o in obs])
             ax.set_xlim(0, 1)
             ax.set_xlabel("accuracy: picked the image the networks got wrong (95 % Wilson interval)")
@@ -316,13 +318,15 @@ def _page(summary: dict[str, Any]) -> str:
         parts.append(f"<p class='note'>{e(note)}</p>")
     s = summary["score"]
     if summary["experiment"] == "2afc":
+        parts.append(f"<p class='how-built'>{e(summary['how_built'])}</p>")
         parts.append(f"<p>{s['n_observers']} observers, {s['n_pairs']} main pairs. Mean accuracy "
                      f"<b>{_pct(s['mean_accuracy'])}</b> (range {_pct(s['min_accuracy'])} to "
-                     f"{_pct(s['max_accuracy'])}); "
-                     "the paper: 81.4 % (71.8 to 88.6 %).</p>")
+                     f"{_pct(s['max_accuracy'])})"
+                     + ("; the paper: 81.4 % (71.8 to 88.6 %)" if "paper" in s else "") + ".</p>")
         if "error_consistency" in s:
             parts.append(f"<p>Mean error consistency between observers: <b>&kappa; = "
-                         f"{s['error_consistency']['mean_kappa']:.3f}</b> (the paper: 0.587).</p>")
+                         f"{s['error_consistency']['mean_kappa']:.3f}</b>"
+                         + (" (the paper: 0.587)" if "paper" in s else "") + ".</p>")
         rows = "".join(f"<tr><td>{e(o['participant'])}</td><td>{o['trials']}</td><td>{o['correct']}</td>"
                        f"<td>{_pct(o['accuracy'])}</td><td>{_pct(o['ci_low'])} – {_pct(o['ci_high'])}</td>"
                        f"<td>{o['p_value']:.2g}</td></tr>" for o in s["observers"])
@@ -389,7 +393,19 @@ def score_study(results: Sequence[str | os.PathLike], study: str | os.PathLike, 
     else:
         score = score_ratings(observers, design)
     summary: dict[str, Any] = {"study_id": design["study_id"], "experiment": design["experiment"],
-                               "results": [str(p) for p in results], "notes": notes, "score": score}
+                               "results": [str(p) for p in results], "notes": notes, "score": score,
+                               "selection": design.get("selection", "extreme"),
+                               "stimuli": design.get("stimuli", f"images from {design.get('images')}"),
+                               "paper_way": bool(design.get("paper_way"))}
+    rule = {"paper": "the paper's rule (a seeded uniform draw within the strict trivial and impossible samples at "
+                     "the comparison epoch)",
+            "extreme": "the most extreme samples (our option, not the paper's rule)"}.get(summary["selection"],
+                                                                                          summary["selection"])
+    summary["how_built"] = f"Images chosen by {rule}; shown: {summary['stimuli']}."
+    if design["experiment"] == "2afc" and not summary["paper_way"]:
+        summary["notes"].append("This study was not built the paper's way (its selection rule, strict classes, and "
+                                "the networks' 224 x 224 centre crops), so the paper's 81.4 % and 0.587 are not "
+                                "drawn as references.")
     with atomic_folder(out, "study score") as tmp:
         summary["figures"] = _figures(summary, tmp / "figures")
         (tmp / "summary.json").write_text(json.dumps(_clean(summary), indent=1, allow_nan=False))
