@@ -299,6 +299,30 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------ evaluate
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from lightning_ddd.evaluate import EvaluateError, ModelSpec, evaluate_models
+
+    if a.batch_size < 1 or a.workers < 0:
+        raise UserError(f"--batch-size must be >= 1 and --workers >= 0, got {a.batch_size} and {a.workers}.")
+    for text in a.model:
+        try:
+            ModelSpec.parse(text)
+        except EvaluateError as err:
+            raise UserError(str(err)) from None
+    results = evaluate_models(a.model, a.data, a.out, batch_size=a.batch_size, workers=a.workers,
+                              precision=a.precision, devices=a.devices, accelerator=a.accelerator,
+                              say=_progress(a.quiet))
+    failed = {m: r for m, r in results.items() if r.startswith("failed")}
+    for model, result in results.items():
+        print(f"{model}: {result}")
+    if failed:
+        print(f"lightning-ddd: error: {len(failed)} of {len(results)} model(s) failed; the others' stores are in "
+              f"{a.out} (rerun to retry: evaluated models are skipped).", file=sys.stderr)
+        return 1
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- demo
 def cmd_demo(a: argparse.Namespace) -> int:
     from lightning_ddd.demo.experiment import run_demo
@@ -398,6 +422,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace an existing --out file that lightning-ddd export did not write")
     _add_analysis_options(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("evaluate", help="evaluate given models once each on a dataset: one store per model")
+    p.add_argument("--model", action="append", required=True,
+                   help="repeatable: torchvision:NAME[:WEIGHTS], timm:NAME, ckpt:PATH:MODULE.CLASS, torchscript:PATH")
+    p.add_argument("--data", required=True, help="imagefolder:DIR (torchvision's order) or MODULE:FACTORY")
+    p.add_argument("--out", required=True, help="folder of the stores (one per model; evaluated models are skipped)")
+    p.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
+    p.add_argument("--workers", type=int, default=0, help="data loader workers (default 0)")
+    p.add_argument("--precision", default=None, help="Lightning precision, e.g. 16-mixed or bf16-mixed")
+    p.add_argument("--devices", default="auto", help="Lightning devices (default auto: the GPUs when there are)")
+    p.add_argument("--accelerator", default="auto", help="Lightning accelerator (default auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="train the paper's condition grid on sklearn's digits (CPU) and report")
     p.add_argument("--out", default="ddd-demo", help="output folder (default ddd-demo)")

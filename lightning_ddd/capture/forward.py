@@ -113,7 +113,7 @@ class HeadFinder:
         self.calls: list[_Call] = []
         self.handles: list[Any] = []
         for name, module in root.named_modules():
-            if name:
+            if name and not isinstance(module, torch.jit.ScriptModule):  # TorchScript takes no hooks
                 self.handles.append(module.register_forward_hook(self._hook(name)))
         self.batch_size: int | None = None
 

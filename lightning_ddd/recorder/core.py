@@ -182,6 +182,10 @@ class DecisionRecorderCore:
             ``unnormalize``; ``train=True`` for the training split, off by default).
         class_names: class names (index = class), or a dict of them by split, kept in the store for the report;
             by default the dataset's ``classes`` (torchvision's convention) when it has them.
+        evaluation: record one ``trainer.validate()`` of given weights (a pretrained or saved model, not trained
+            by this Trainer) as its own kind of row (flag ``EVALUATION``, never "before training"), with
+            ``{"model": name, "weights": tag or file hash}`` in the store's metadata; ``fit`` is refused.
+            ``lightning-ddd evaluate`` does this for a list of models.
         record_train: also record each training presentation (in train mode) as one row per epoch of the split
             ``train_split`` (forgetting events, data maps and AUM in Toneva et al.'s and Swayamdipta et al.'s
             sense). Ids come from the batch (``WithIndex``, an ``index`` key) or, exactly, from the loader's sampler
@@ -252,6 +256,7 @@ class DecisionRecorderCore:
         outputs: Literal["auto", "logits", "probabilities"] = "auto",
         thumbnails: bool | ThumbnailOptions = True,
         class_names: list[str] | dict[str, list[str]] | None = None,
+        evaluation: dict[str, str] | None = None,
         wandb_media: bool | None = None,
         wandb_table_rows: int | None = None,
         wandb_table_every_n_epochs: int | None = None,
@@ -286,9 +291,15 @@ class DecisionRecorderCore:
         self.pending_timeout = float(pending_timeout)
         self.outputs = outputs
         self.class_names = class_names
+        if evaluation is not None and not (isinstance(evaluation, dict) and isinstance(evaluation.get("model"), str)):
+            raise ValueError("DecisionRecorder(evaluation=...) takes a dict with at least 'model' (the model's "
+                             "name) and optionally 'weights' (a weights tag or file hash), got "
+                             f"{evaluation!r}.")
+        self.evaluation = dict(evaluation) if evaluation is not None else None
         self._warned_thumbnails: set[str] = set()
         self._session = StoreSession(self.dirpath, run_name, precision=precision, locking=locking,
-                                     overwrite=overwrite, burn_in=burn_in, flip_threshold=flip_threshold)
+                                     overwrite=overwrite, burn_in=burn_in, flip_threshold=flip_threshold,
+                                     extra_metadata={"evaluation": self.evaluation} if self.evaluation else None)
         self._live = LiveSummaries(prefix=log_prefix, log=log_summaries, burn_in=burn_in,
                                    flip_threshold=flip_threshold, wandb=self.wandb)
         self._capture = ForwardCapture()
@@ -474,9 +485,12 @@ class DecisionRecorderCore:
                 return False, "the before-training row is already recorded"
             return True, ""
         if self._fn(trainer) == "validate":
+            if self.evaluation is not None:
+                return (False, "this evaluation is already recorded") if before else (True, "")
             if not self._validate_records(trainer) or before:
                 return False, ("trainer.validate() of trained weights is not appended to a training trajectory "
-                               "(only the untrained network's, as epoch 0)")
+                               "(only the untrained network's, as epoch 0; record a single evaluation of given "
+                               "weights with DecisionRecorder(evaluation={'model': ...}) or `lightning-ddd evaluate`)")
             return True, ""
         return True, ""
 
@@ -484,6 +498,8 @@ class DecisionRecorderCore:
         if trainer.sanity_checking:
             return 0.0, RowFlag.BEFORE_TRAINING
         if self._fn(trainer) == "validate":
+            if self.evaluation is not None:
+                return 0.0, RowFlag.EVALUATION | RowFlag.VALIDATE_CALL
             return 0.0, RowFlag.BEFORE_TRAINING | RowFlag.VALIDATE_CALL
         last, batch_idx = compat.training_position(trainer)
         if last:
@@ -595,6 +611,9 @@ class DecisionRecorderCore:
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Apply a checkpoint's state (only ``fit`` resumes a store), resolve the store, and continue the
         trajectory of an earlier ``fit`` by this recorder (a second Trainer or stage) after its last row."""
+        if self.evaluation is not None:
+            raise ValueError("DecisionRecorder(evaluation=...) records one trainer.validate() of given weights, "
+                             "not a training run; use a recorder without evaluation= for fit.")
         resumed = self._session.apply_checkpoint()
         self._session.resolve(trainer, pl_module, id(self), warn=self._pl.utilities.rank_zero_warn)
         if resumed:
@@ -623,7 +642,8 @@ class DecisionRecorderCore:
         ``validate`` leaves every store untouched, whatever checkpoint it loaded."""
         if self._fn(trainer) == "validate":
             self._session.checkpoint_state = None  # never applied outside fit
-            if self._validate_records(trainer) and not self._session.has_rows():
+            records = self.evaluation is not None or self._validate_records(trainer)
+            if records and not self._session.has_rows():
                 self._session.resolve(trainer, pl_module, id(self), warn=self._pl.utilities.rank_zero_warn)
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

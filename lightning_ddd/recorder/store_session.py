@@ -65,7 +65,8 @@ class StoreSession:
     """
 
     def __init__(self, dirpath: Path, run_name: str | None, *, precision: str, locking: bool | str,
-                 overwrite: bool, burn_in: int | None, flip_threshold: int) -> None:
+                 overwrite: bool, burn_in: int | None, flip_threshold: int,
+                 extra_metadata: dict[str, Any] | None = None) -> None:
         self.dirpath = dirpath
         self.run_name = run_name
         self.precision = precision
@@ -73,6 +74,7 @@ class StoreSession:
         self.overwrite = overwrite
         self.burn_in = burn_in
         self.flip_threshold = flip_threshold
+        self.extra_metadata = dict(extra_metadata or {})
         self.writer: StoreWriter | None = None
         self.lock: StoreLock | None = None
         self.path: Path | None = None
@@ -114,8 +116,9 @@ class StoreSession:
         if old and Path(old).resolve() != path.resolve():
             warn(f"DecisionRecorder: the checkpoint recorded into {old!r}; continuing in {str(path)!r} "
                  "(dirpath moved).")
-        writer = StoreWriter(path, run_name=name, run_id=run_id, metadata=run_metadata(trainer, pl_module),
-                             float_dtype=self.precision, locking=self.locking)
+        metadata = {**run_metadata(trainer, pl_module), **self.extra_metadata}
+        writer = StoreWriter(path, run_name=name, run_id=run_id, metadata=metadata, float_dtype=self.precision,
+                             locking=self.locking)
         lock = StoreLock(path, run_id, token)
 
         def open_on_rank_zero() -> dict[str, int]:

@@ -165,9 +165,21 @@ def analyse(inputs: Sequence[str], opts: ReportOptions) -> tuple[dict[str, Any],
     else:
         how = "the latest epoch every run recorded"
     same_epoch = bool(np.allclose(m.epochs, m.epochs[0]))
+    from lightning_ddd.store import RowFlag
+
+    evaluated_once = [bool(int(t.flags[int(p)]) & RowFlag.EVALUATION) for t, p in zip(runs, m.rows)]
+    summary["run_kinds"] = {t.name: "evaluated model" if e else "training run" for t, e in zip(runs, evaluated_once)}
+    summary["kind"] = ("models" if all(evaluated_once) else "training runs" if not any(evaluated_once)
+                       else "training runs and evaluated models")
+    if all(evaluated_once):  # pretrained or saved models, each evaluated once: no epochs, no dynamics
+        how = "a single evaluation of each model (weights not trained by this Trainer)"
+        m = dataclasses.replace(m, row="a single evaluation of each model")
+    elif any(evaluated_once):
+        how += "; evaluated models at their single evaluation"
     summary["row"] = m.row
     summary["comparison"] = {
-        "epoch": float(m.epochs[0]) if same_epoch else None, "epochs": {n: float(e) for n, e in zip(names, m.epochs)},
+        "epoch": float(m.epochs[0]) if same_epoch and not all(evaluated_once) else None,
+        "epochs": {n: float(e) for n, e in zip(names, m.epochs)},
         "how": how, "per_run_rows": "all recorded rows" if opts.all_rows else "rows up to the comparison epoch"}
     opts.progress(f"comparing {len(runs)} runs at {m.row} ({how}); per-run outputs use "
                   f"{summary['comparison']['per_run_rows']}")
@@ -422,7 +434,7 @@ def _finish(summary: dict[str, Any], arrays: dict[str, Any], opts: ReportOptions
         if "conditions" in arrays:
             _different_data(summary, arrays, arrays["conditions"])
     order = [base_i] + [i for i in range(len(runs)) if i != base_i]
-    arrays["detail"] = order[: max(1, opts.per_run_limit)]
+    arrays["detail"] = [] if summary.get("kind") == "models" else order[: max(1, opts.per_run_limit)]
     return summary, arrays
 
 

@@ -278,8 +278,10 @@ def render_html(s: dict[str, Any], script: str | None = None) -> str:
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>lightning-ddd report</title>"
              f"<style>{CSS}</style></head><body>",
              "<h1>Decision dynamics and dichotomous data difficulty</h1>",
-             f"<p>{s['n_runs']} run(s) on split <b>{_e(s['split'])}</b>, {s['n_samples']} samples; cross-run "
-             f"comparisons at <b>{_e(s.get('row', 'last'))}</b>; base run <b>{_e(s['base'])}</b>; tolerance "
+             f"<p>{s['n_runs']} {'model(s)' if s.get('kind') == 'models' else 'run(s)'} on split "
+             f"<b>{_e(s['split'])}</b>, {s['n_samples']} samples; cross-"
+             f"{'model' if s.get('kind') == 'models' else 'run'} comparisons at <b>{_e(s.get('row', 'last'))}</b>; "
+             f"base {'model' if s.get('kind') == 'models' else 'run'} <b>{_e(s['base'])}</b>; tolerance "
              f"t = {s['tolerance']} (trivial: k &ge; M &minus; t, impossible: k &le; t).</p>",
              "<nav class='toc'>" + "".join(f"<a href='#{a}'>{_e(t)}</a>" for a, t in SECTIONS) + "</nav>"]
     parts.append("<section id='findings'><h2>Findings</h2>")
@@ -287,7 +289,11 @@ def render_html(s: dict[str, Any], script: str | None = None) -> str:
     if items:
         parts.append("<ul class='headline'>" + "".join(f"<li>{x}</li>" for x in items) + "</ul>")
     cmp = s.get("comparison")
-    if cmp:
+    if cmp and s.get("kind") == "models":
+        parts.append("<p id='comparison'>Every model was evaluated once (pretrained or saved weights, not trained "
+                     "here): there is no comparison epoch and no per-model training dynamics; difficulty, error "
+                     "consistency and significance are across the models.</p>")
+    elif cmp:
         parts.append(f"<p id='comparison'>Comparison epoch: <b>{_e(s.get('row'))}</b>, chosen as {_e(cmp['how'])}. "
                      f"Per-run outputs (categories, forgetting events, first-learned, data maps, AUM, samples.csv) use "
                      f"{_e(cmp['per_run_rows'])}"

@@ -97,6 +97,9 @@ class RowFlag(enum.IntFlag):
             read as such: decision argmax (binary: p > 0.5), loss -log p(target), margin
             log p(target) - log p(largest other).
         VALIDATE_CALL: recorded by ``trainer.validate()`` (outside ``fit``).
+        EVALUATION: a single evaluation of given weights that this Trainer did not train (a pretrained or
+            saved model, ``DecisionRecorder(evaluation=...)`` or ``lightning-ddd evaluate``); never epoch 0 of
+            a training run. The model's name and weights' identity are in the store's metadata.
     """
 
     NONE = 0
@@ -106,6 +109,7 @@ class RowFlag(enum.IntFlag):
     NONFINITE_LOGITS = 8
     PROBABILITIES = 16
     VALIDATE_CALL = 32
+    EVALUATION = 64
 
 
 def pred_dtype(num_classes: int) -> str:

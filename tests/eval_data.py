@@ -1,0 +1,15 @@
+"""A ``MODULE:FACTORY`` dataset for ``lightning-ddd evaluate`` tests: sklearn's digits, validation split."""
+
+import torch
+from torch.utils.data import TensorDataset
+
+from lightning_ddd.demo.digits import load_digits_arrays
+
+
+def digits_val() -> TensorDataset:
+    _, _, x, y = load_digits_arrays(0)
+    return TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+
+
+def broken() -> TensorDataset:
+    raise RuntimeError("the data server is down")
