@@ -52,13 +52,16 @@ def side_file_split(path: Path) -> str:
     return path.stem.split("-", 2)[-1]
 
 
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or unlink in ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """fsync a file's data, or a folder's entries (a rename or unlink in it), to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+fsync_dir = fsync_path
 
 
 def _arrays(row: Row, run_id: str | None) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from lightning_ddd.store.errors import StoreFormatError, StoreMismatchError, per
 from lightning_ddd.store.pending import (
     SideFileError,
     fsync_dir,
+    fsync_path,
     load_side_file,
     pending_dir,
     pending_files,
@@ -71,12 +72,7 @@ def _text_attr(value: object) -> object:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+_fsync_file = fsync_path
 
 
 class StoreWriter:
