@@ -242,3 +242,29 @@ def test_partial_rows_are_visible_in_info_and_the_report(tmp_path, capsys):
     assert summary["coverage"]["evaluated_at_comparison"] == {"a": 300, "b": 300, "c": 300}
     assert any("cover only part of the 809 samples" in n for n in summary["notes"])
     assert "cover only part of the 809 samples" in (tmp_path / "rep" / "index.html").read_text()
+
+
+def test_the_explorer_raster_marks_cells_a_row_did_not_evaluate(tmp_path):
+    """Two bit planes per sample (right, evaluated): a partial row's missing cells are not drawn as wrong."""
+    import base64
+
+    from lightning_ddd import DecisionStore
+
+    folder = tmp_path / "runs"
+    for name, seed in (("a", 0), ("b", 1)):
+        train, val = digits_loaders(val_batch_size=100)
+        trainer(folder, [DecisionRecorder(folder, run_name=name)], max_epochs=2, limit_val_batches=3,
+                num_sanity_val_steps=0).fit(DigitsClassifier(init_seed=seed), train, val)
+    assert main(["report", str(folder), "--out", str(tmp_path / "rep"), "--quiet", "--null-draws", "0"]) == 0
+    text = (tmp_path / "rep" / "explorer" / "r-0000.js").read_text()
+    raw = np.frombuffer(base64.b64decode(json.loads(text[text.index(",") + 1: text.rindex(")")])), np.uint8)
+    m, r = 2, 2
+    bits = np.unpackbits(raw.reshape(-1, int(np.ceil(2 * m * r / 8))), axis=1)[:, : 2 * m * r]
+    right, seen = bits[:, : m * r].reshape(-1, m, r), bits[:, m * r:].reshape(-1, m, r)
+    for j, name in enumerate(("a", "b")):
+        s = DecisionStore(folder / f"{name}.h5")
+        ev, co = s.read("val", "evaluated"), s.read("val", "correct")
+        n = right.shape[0]
+        np.testing.assert_array_equal(seen[:, j, :].T, ev[:, :n])
+        np.testing.assert_array_equal(right[:, j, :].T, (co & ev)[:, :n])
+    assert not seen[300:].any()  # rows covered 300 of 809 samples: the rest is "not evaluated", not "wrong"

@@ -171,3 +171,33 @@ def test_explorer_pages_links_and_shows_each_samples_thumbnail_and_trajectory(re
     assert style == [f"{-c * w_px}px {-r * h_px}px", f"{16 * w_px}px auto"]
     img = _png_rgb(report["out"] / sheet)
     np.testing.assert_array_equal(img[r * 12:(r + 1) * 12, c * 10:(c + 1) * 10], report["images"][137])
+
+
+def test_the_explorer_draws_cells_a_row_did_not_evaluate_in_grey(tmp_path):
+    """A row that covered part of the split (limit_val_batches): its missing cells are grey, never red."""
+    import io
+
+    import h5py
+
+    need_browser()
+    stores = tmp_path / "stores"
+    stores.mkdir()
+    for i, name in enumerate(["a", "b", "c"]):
+        write_store(stores / f"{name}.h5", name, i, n=120)
+    with h5py.File(stores / "a.h5", "a") as f:  # as a row of limit_val_batches leaves it: ids 0..59 not seen
+        ev = f["splits/val/evaluated"]
+        ev[1, :60] = False
+    out = tmp_path / "report"
+    assert main(["report", str(stores), "--out", str(out), "--bootstrap", "20", "--null-draws", "0", "--quiet"]) == 0
+    grey = np.array([189, 189, 189])
+    shots = {}
+    with browser_page() as w:
+        for sid in (10, 100):
+            w.page.goto((out / "index.html").as_uri() + f"#sample={sid}")
+            w.page.wait_for_selector(f"#sample-{sid} canvas.raster[data-drawn='1']")
+            shots[sid] = w.page.locator(f"#sample-{sid} canvas.raster").screenshot()
+        assert w.errors == []
+    for sid, png in shots.items():
+        img = _png_rgb(io.BytesIO(png))
+        has_grey = bool((np.abs(img - grey).sum(axis=-1) <= 6).any())
+        assert has_grey == (sid < 60), sid  # sample 10 was not evaluated in a's row 1; sample 100 always was

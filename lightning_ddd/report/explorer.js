@@ -125,10 +125,12 @@
     var R = M.raster, chunk = Math.floor(i / R.chunk), bytes = rasterData[chunk];
     var off = (i % R.chunk) * R.bytes, ctx = canvas.getContext("2d"), cw = canvas.width / R.rows,
       ch = canvas.height / R.runs;
+    var cells = R.runs * R.rows;
+    function bitAt(b) { return (bytes[off + (b >> 3)] >> (7 - (b & 7))) & 1; }
     for (var r = 0; r < R.runs; r++) {
       for (var e = 0; e < R.rows; e++) {
-        var b = r * R.rows + e, bit = (bytes[off + (b >> 3)] >> (7 - (b & 7))) & 1;
-        ctx.fillStyle = bit ? "#2b8cbe" : "#d7301f";
+        var b = r * R.rows + e, bit = bitAt(b), seen = R.planes === 2 ? bitAt(cells + b) : 1;
+        ctx.fillStyle = !seen ? "#bdbdbd" : bit ? "#2b8cbe" : "#d7301f";
         ctx.fillRect(e * cw, r * ch, Math.ceil(cw), Math.ceil(ch));
       }
     }
@@ -140,7 +142,7 @@
     var canvas = el("canvas", {width: String(Math.min(360, Math.max(90, R.rows * 4))),
       height: String(Math.min(60, Math.max(6, R.runs * 6))), "class": "raster",
       title: "rows: runs (" + M.runs.join(", ") + "); columns: epochs " + R.epochs[0] + " to " +
-        R.epochs[R.epochs.length - 1] + "; blue correct, red wrong"});
+        R.epochs[R.epochs.length - 1] + "; blue correct, red wrong, grey not evaluated"});
     var chunk = Math.floor(i / R.chunk);
     if (rasterData[chunk]) { drawRaster(canvas, i); return canvas; }
     if (!rasterWaiting[chunk]) {

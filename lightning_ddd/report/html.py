@@ -148,8 +148,8 @@ def _explorer(s: dict[str, Any], script: str) -> list[str]:
         return ["<p>The explorer was not written (<code>--no-explorer</code>).</p>"]
     return [f"<p>All {ex['samples']} samples of the base run: filter by group and class, sort, page through; each row "
             "shows the thumbnail" + ("" if ex["thumbnails"] else " (none: see the galleries' note)") +
-            " and the decisions of every run at every common epoch (blue correct, red wrong). A link "
-            "<code>#sample=ID</code> jumps to one sample.</p>",
+            " and the decisions of every run at every common epoch (blue correct, red wrong, grey not evaluated in "
+            "that row). A link <code>#sample=ID</code> jumps to one sample.</p>",
             "<div id='explorer-app'></div>",
             "<script>window.DDD=window.DDD||{};</script>",
             "<script src='explorer/samples.js'></script>",

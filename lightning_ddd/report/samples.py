@@ -216,16 +216,17 @@ def write_sprites(folder: Path, source: ThumbnailSource, n: int, chunk: int = 40
 
 
 def write_rasters(folder: Path, correct: np.ndarray, evaluated: np.ndarray) -> dict[str, Any]:
-    """Decision trajectories (M, R, N) as one bit per run and row (correct and evaluated), 1,000 samples per
-    ``r-<n>.js``; returns their layout."""
+    """Decision trajectories (M, R, N) as two bit planes per sample, correct (and evaluated) then evaluated, one
+    bit per run and row each, 1,000 samples per ``r-<n>.js``; returns their layout (``planes``: 2)."""
     folder.mkdir(parents=True, exist_ok=True)
     m, r, n = correct.shape
-    bits = (correct & evaluated).transpose(2, 0, 1).reshape(n, m * r)
-    packed = np.packbits(bits, axis=1)  # (N, ceil(M R / 8)), big-endian bit order
+    right = (correct & evaluated).transpose(2, 0, 1).reshape(n, m * r)
+    seen = evaluated.transpose(2, 0, 1).reshape(n, m * r)
+    packed = np.packbits(np.concatenate([right, seen], axis=1), axis=1)  # (N, ceil(2 M R / 8)), big-endian
     for c, start in enumerate(range(0, n, RASTER_CHUNK)):
         data = base64.b64encode(packed[start:start + RASTER_CHUNK].tobytes()).decode()
         (folder / f"r-{c:04d}.js").write_text(f"DDD.raster({c},{json.dumps(data)});\n")
-    return {"runs": int(m), "rows": int(r), "bytes": int(packed.shape[1]), "chunk": RASTER_CHUNK}
+    return {"runs": int(m), "rows": int(r), "bytes": int(packed.shape[1]), "chunk": RASTER_CHUNK, "planes": 2}
 
 
 def write_samples(folder: Path, columns: dict[str, Any], meta: dict[str, Any]) -> None:
