@@ -4,8 +4,6 @@ extractor and a head (the fine-tuning example, binary), a loss module fed by the
 
 from __future__ import annotations
 
-import logging
-
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -100,20 +98,23 @@ def _binary_loaders():
 
 
 def _info_messages(run):
-    """Lightning's rank-zero info messages during ``run()`` (read from its own logger, whatever an earlier test
-    did to logging's levels and propagation)."""
+    """The recorder's rank-zero info messages during ``run()``, taken where it calls Lightning's
+    ``rank_zero_info`` (whatever logger a Lightning release logs them with, and whatever an earlier test did to
+    logging's levels)."""
+    import lightning.pytorch.utilities as utilities
+
     got: list[str] = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: got.append(record.getMessage())
-    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    level = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    original = utilities.rank_zero_info
+
+    def record(message, *args, **kwargs):
+        got.append(str(message))
+        return original(message, *args, **kwargs)
+
+    utilities.rank_zero_info = record
     try:
         run()
     finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
+        utilities.rank_zero_info = original
     return got
 
 
