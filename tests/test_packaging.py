@@ -80,7 +80,7 @@ def test_the_lightning_package_is_the_users_own(monkeypatch):
 @pytest.mark.parametrize("torch_v,numpy_v,ok", [("2.1.0", "2.2.6", False), ("2.2.2+cu121", "2.0.0", False),
                                                  ("2.1.0", "1.26.4", True), ("2.3.0", "2.2.6", True)])
 def test_an_old_torch_beside_numpy_2_is_refused_in_one_line(torch_v, numpy_v, ok):
-    from lightning_ddd.recorder.core import check_torch_numpy
+    from lightning_ddd.environment import check_torch_numpy
 
     if ok:
         check_torch_numpy(torch_v, numpy_v)

@@ -34,6 +34,7 @@ from lightning_ddd.capture.forward import ForwardCapture, HeadFinder
 from lightning_ddd.capture.gather import EpochArrays
 from lightning_ddd.capture.sampler_ids import record_sampler_ids
 from lightning_ddd.capture.thumbnails import ThumbnailOptions, find_images
+from lightning_ddd.environment import check_torch_numpy
 from lightning_ddd.live.summaries import LiveSummaries, WandbOptions
 from lightning_ddd.recorder.split_recorder import SplitRecorder
 from lightning_ddd.recorder.store_session import StoreSession
@@ -42,22 +43,6 @@ from lightning_ddd.store.validate import check_split_name
 
 if TYPE_CHECKING:
     from lightning.pytorch import LightningModule, Trainer
-
-
-def check_torch_numpy(torch_version: str, numpy_version: str) -> None:
-    """Refuse, in one line, a torch older than 2.3 beside NumPy 2: such torch builds were compiled against
-    NumPy 1 and fail later with ``RuntimeError: Numpy is not available``.
-
-    Raises:
-        ImportError: the pair cannot work; the message says what to install.
-    """
-    def major_minor(v: str) -> tuple[int, int]:
-        parts = (v.split("+")[0].split(".") + ["0"])[:2]
-        return int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)
-
-    if major_minor(torch_version) < (2, 3) and major_minor(numpy_version) >= (2, 0):
-        raise ImportError(f"torch {torch_version} was built against NumPy 1 and cannot use NumPy {numpy_version} "
-                          "(it fails with 'Numpy is not available'): pip install 'numpy<2' (or torch >= 2.3).")
 
 
 check_torch_numpy(torch.__version__, __import__("numpy").__version__)
