@@ -65,8 +65,8 @@ def test_the_lightning_package_is_the_users_own(monkeypatch):
 
     real = importlib.util.find_spec
     for present, want in (({"pytorch_lightning"}, "lightning_ddd.pytorch_lightning"), (set(), None)):
-        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, _p=present: real(name, *a)
-                            if name not in ("lightning", "pytorch_lightning") or name in _p else None)
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, _p=present: (
+            (object() if name in _p else None) if name in ("lightning", "pytorch_lightning") else real(name, *a)))
         if want is None:
             with pytest.raises(ImportError, match="neither `lightning` nor `pytorch_lightning`.*lightning-ddd\\["):
                 lightning_ddd._recorder_module("DecisionRecorder")
