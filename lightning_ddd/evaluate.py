@@ -212,7 +212,8 @@ def evaluate_models(models: list[str], data: str, out: str | Path, *, batch_size
             say(f"{text}: evaluating on {len(dataset)} samples")
             trainer.validate(_wrap(model), loader, verbose=False)
             results[text] = "evaluated"
-        except (EvaluateError, ValueError, RuntimeError, OSError) as err:
-            results[text] = f"failed: {err}"
-            say(f"{text}: failed: {err}")
+        except Exception as err:  # noqa: BLE001 - one model's failure (any kind) never stops the others
+            why = str(err) if isinstance(err, EvaluateError) else f"{type(err).__name__}: {err}"
+            results[text] = f"failed: {why}"
+            say(f"{text}: failed: {why}")
     return results

@@ -13,3 +13,8 @@ def digits_val() -> TensorDataset:
 
 def broken() -> TensorDataset:
     raise RuntimeError("the data server is down")
+
+
+def text_items() -> list:
+    """Items no model can take (strings): the failure happens inside the Trainer, not while loading."""
+    return [("not an image", 0)] * 8

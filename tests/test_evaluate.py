@@ -86,6 +86,10 @@ def test_one_failing_model_is_one_line_and_the_others_are_kept(saved, tmp_path, 
     assert main(["evaluate", "--data", "eval_data:broken", "--out", str(tmp_path / "b"), "--quiet",
                  "--model", f"torchscript:{models['cnn'][1]}"]) == 1
     assert "the data server is down" in capsys.readouterr().out
+    assert main(["evaluate", "--data", "eval_data:text_items", "--out", str(tmp_path / "t"), "--quiet",
+                 "--model", f"torchscript:{models['cnn'][1]}", "--model", f"torchscript:{models['mlp'][1]}"]) == 1
+    out = capsys.readouterr().out  # an error inside the Trainer: one line per model, the loop goes on
+    assert out.count(": failed: ") == 2
     assert main(["evaluate", "--data", "x", "--out", str(tmp_path / "c"), "--model", "onnx:model.onnx"]) == 1
     assert "torchvision:NAME" in capsys.readouterr().err
 

@@ -6,12 +6,14 @@
   multinomial draw of n trials) and its percentile-bootstrap interval (``n_boot`` multinomial resamples of
   that table, the interval :func:`~lightning_ddd.analysis.consistency.pairwise_consistency` reports); a study
   whose kappa is undefined (both observers constant and equal) or whose interval touches 0 fails. The n at
-  which the *expected* interval just touches 0 (:func:`samples_for_width` with width 2 |kappa|) succeeds only
-  24-54 % of the time, which is why it is no longer the default.
+  which the *expected* interval just touches 0 (:func:`samples_for_width` with width 2 |kappa|) succeeds far
+  less often (24-54 % by issue 25's simulations; ``tests/test_significance.py`` checks it stays below 65 %),
+  which is why it is no longer the default.
 * Difference from Klein et al. (2025): their simulator copies a fixed number of trials from one observer to
   the other (a fixed copy count per study); we assume i.i.d. trials with the given joint probabilities, so the
-  table's cells vary multinomially. Their interval widths differ from these by a factor of 0.89 to 1.51 over
-  the cases checked; both are simulations of a stated model, and ours is the one the report's bootstrap uses.
+  table's cells vary multinomially. Their interval widths differ from the delta-method ones by a factor of
+  0.89 to 1.51 over the cases issue 25 checked (not re-measured here); both are simulations of a stated
+  model, and ours is the one the report's bootstrap uses.
 * :func:`kappa_standard_error`, :func:`interval_width`, :func:`samples_for_width`: the large-sample
   (delta-method) standard error of kappa, the expected 95 % interval width for n samples, and the n for a
   target width.
@@ -20,6 +22,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 
@@ -112,8 +115,8 @@ def simulated_power(acc_a: float, acc_b: float, kappa: float, n: int, *, n_sim: 
     k = _kappa_from_cells(tables.astype(np.float64))
     boot = rng.multinomial(n, tables[:, None, :] / n, size=(n_sim, n_boot))  # (S, B, 4)
     kb = _kappa_from_cells(boot.astype(np.float64))
-    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
-        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # studies whose every resample is undefined
         lo, hi = np.nanquantile(kb, [0.025, 0.975], axis=1)
     excludes = np.isfinite(k) & np.isfinite(lo) & ((lo > 0) | (hi < 0))
     return float(excludes.mean()), float(np.isnan(k).mean())

@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import torch
 
 from lightning_ddd import lightning_compat as compat
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from lightning.pytorch import LightningModule, Trainer
 
 
-check_torch_numpy(torch.__version__, __import__("numpy").__version__)
+check_torch_numpy(torch.__version__, np.__version__)
 
 _PRECISIONS = ("float32", "float16")
 _OUTPUTS = ("auto", "logits", "probabilities")

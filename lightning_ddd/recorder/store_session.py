@@ -139,8 +139,9 @@ class StoreSession:
                 created = not path.exists()
                 counts = writer.open()  # replays side files first
                 self.created = created
-                counts = self._drop_stale_rows(writer, counts)
-                return self._write_carried_rows(writer, counts, warn)
+                carried = self._carried() if self.restored else []
+                counts = self._drop_stale_rows(writer, counts, carried)
+                return self._write_carried_rows(writer, counts, carried, warn)
             except BaseException:
                 lock.release()
                 raise
@@ -167,13 +168,13 @@ class StoreSession:
                               "recorded again only if training repeats that epoch.", stacklevel=2)
         return rows
 
-    def _drop_stale_rows(self, writer: StoreWriter, counts: dict[str, int]) -> dict[str, int]:
+    def _drop_stale_rows(self, writer: StoreWriter, counts: dict[str, int], carried: list[Row]) -> dict[str, int]:
         """On resume, keep the rows the checkpoint counted (in the store, in side files, or carried by it) and
         drop the rest: those recorded after it, which the resumed run records again."""
         if not self.restored:
             return counts
         kept = dict(self.restored.get("rows", {}))
-        for row in self._carried():
+        for row in carried:
             kept[row.split] = kept.get(row.split, 0) - 1  # written after the truncation, below
         waiting: dict[str, list] = {}
         for path in writer.waiting_files():  # side files the store could not take yet: rows after the store's
@@ -194,10 +195,9 @@ class StoreSession:
                 counts[split] = min(n, keep)
         return counts
 
-    def _write_carried_rows(self, writer: StoreWriter, counts: dict[str, int],
+    def _write_carried_rows(self, writer: StoreWriter, counts: dict[str, int], rows: list[Row],
                             warn: Callable[[str], None]) -> dict[str, int]:
         """Write the rows the checkpoint carried, in order, before any new row."""
-        rows = self._carried() if self.restored else []
         if not rows:
             return counts
         writer.hold(rows)

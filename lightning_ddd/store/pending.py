@@ -61,8 +61,6 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-fsync_dir = fsync_path
-
 
 def _arrays(row: Row, run_id: str | None) -> dict[str, Any]:
     arrays: dict[str, Any] = dict(row.sample_fields())
@@ -127,7 +125,7 @@ def save_side_file(store: str | os.PathLike, row: Row, run_id: str | None) -> Pa
         raise
     final = folder / name
     os.replace(tmp, final)
-    fsync_dir(folder)
+    fsync_path(folder)
     return final
 
 

@@ -33,7 +33,6 @@ from lightning_ddd.store import format as fmt
 from lightning_ddd.store.errors import StoreFormatError, StoreMismatchError, permission_denied
 from lightning_ddd.store.pending import (
     SideFileError,
-    fsync_dir,
     fsync_path,
     load_side_file,
     pending_dir,
@@ -70,9 +69,6 @@ def _finite(value: Any) -> Any:
 
 def _text_attr(value: object) -> object:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
-
-
-_fsync_file = fsync_path
 
 
 class StoreWriter:
@@ -154,9 +150,9 @@ class StoreWriter:
             shutil.copymode(target, tmp)
             with h5py.File(tmp, "a", locking=self.locking) as f:
                 yield f
-            _fsync_file(tmp)
+            fsync_path(tmp)
             os.replace(tmp, target)
-            fsync_dir(target.parent)
+            fsync_path(target.parent)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -223,9 +219,9 @@ class StoreWriter:
             f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             f.attrs["metadata"] = json.dumps(_finite(self.metadata), default=str, sort_keys=True, allow_nan=False)
             f.create_group(fmt.SPLITS_GROUP)
-        _fsync_file(tmp)
+        fsync_path(tmp)
         os.replace(tmp, self.path)
-        fsync_dir(self.path.parent)
+        fsync_path(self.path.parent)
 
     def _check_format(self, f: h5py.File) -> None:
         try:
