@@ -223,7 +223,7 @@ def _options(a: argparse.Namespace) -> Any:
                          exclude_label_errors=a.exclude_label_errors, reference=a.reference,
                          n_boot=a.bootstrap, per_run_limit=a.per_run_limit, seed=a.seed, null_draws=a.null_draws,
                          p_adjust=a.p_adjust, gallery_size=a.gallery_size, images=a.images,
-                         explorer=not a.no_explorer,
+                         explorer=not a.no_explorer, different_data=a.different_data or None,
                          progress=_progress(a.quiet or a.json))
 
 
@@ -246,56 +246,42 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------------------- export
 def cmd_export(a: argparse.Namespace) -> int:
-    from lightning_ddd.analysis import (
-        count_correct,
-        find_stores,
-        load_runs,
-        load_trajectory,
-        runs_at_row,
-        summarize_difficulty,
-        summarize_dynamics,
-        upto_row,
-    )
+    from lightning_ddd.analysis import find_stores, load_runs
+    from lightning_ddd.analysis.comparison import CompareOptions, compare_runs
     from lightning_ddd.outputs import atomic_file, check_file_output, check_not_input, made_by_export
-    from lightning_ddd.report.table import per_sample_table, write_table
+    from lightning_ddd.report.table import base_table, write_table
 
     _check_ranges(a)
     say = _progress(a.quiet or a.json)
     out = Path(a.out) if a.out else Path(f"ddd_samples.{a.format}")
     check_not_input(out, [*a.stores, *find_stores(a.stores)])
     check_file_output(out, force=a.force, recognise=made_by_export(out))
-    runs = load_runs(a.stores, a.split, fields=())
-    names = [r.name for r in runs]
-    base = a.base or names[0]
-    if base not in names:
-        raise UserError(f"base run {base!r} is not among {names}; pass --base with one of them.")
-    say(f"exporting {len(runs)} runs (per-sample columns of {base!r})")
-    m = runs_at_row(runs, row=a.row, epoch=a.epoch)
-    say(f"runs compared at {m.row}" + ("" if a.row is not None or a.epoch is not None
-                                       else " (the latest epoch every run recorded)")
+    options = CompareOptions(split=a.split, row=a.row, epoch=a.epoch, tolerance=a.tolerance, base=a.base,
+                             n_boot=0, null_draws=0, significance=False, detail=1, different_data=None,
+                             all_rows=a.all_rows)
+    try:
+        c = compare_runs(a.stores, options)
+    except ValueError:
+        n_runs = len(load_runs(a.stores, a.split, fields=()))
+        if a.tolerance > 0 and n_runs < 2 * a.tolerance + 3:
+            raise UserError(f"--tolerance {a.tolerance} needs at least {2 * a.tolerance + 3} runs, got {n_runs}: "
+                            f"pass --tolerance {max(0, (n_runs - 3) // 2)} or fewer, or add runs.") from None
+        raise
+    n_runs = len(c.names)
+    say(f"exporting {n_runs} runs (per-sample columns of {c.base!r})")
+    say(f"runs compared at {c.matrix.row}" + ("" if a.row is not None or a.epoch is not None
+                                              else " (the latest epoch every run recorded)")
         + ("; per-sample columns from all rows" if a.all_rows else "; per-sample columns from the rows up to it"))
-    full = load_trajectory(runs[names.index(base)].path, a.split)
-    if not a.all_rows:
-        full = upto_row(full, int(m.rows[names.index(base)]))
-    d = summarize_dynamics(full.correct, full.evaluated, pred=full.pred, prob=full.prob, margin=full.margin,
-                           burn_in=full.burn_in)
-    k = count_correct(m.correct, m.evaluated)
-    labels = None
-    if len(runs) >= 2 * a.tolerance + 3:
-        labels = summarize_difficulty(k, len(runs), tolerance=a.tolerance).labels
-    elif a.tolerance > 0:
-        raise UserError(f"--tolerance {a.tolerance} needs at least {2 * a.tolerance + 3} runs, got {len(runs)}: "
-                        f"pass --tolerance {max(0, (len(runs) - 3) // 2)} or fewer, or add runs.")
-    else:
-        say(f"no difficulty column: trivial / impossible need at least 3 runs, got {len(runs)}")
-    table = per_sample_table(full.ids, full.targets, d, full.epochs, k, labels)
+    if c.difficulty is None:
+        say(f"no difficulty column: trivial / impossible need at least 3 runs, got {n_runs}")
+    table = base_table(c)
     with atomic_file(out) as tmp:
         write_table(table, tmp, a.format)
     if a.json:
-        print(json.dumps({"path": str(out), "rows": int(full.ids.size), "runs": names, "base": base,
-                          "comparison": m.row, "columns": list(table)}))
+        print(json.dumps({"path": str(out), "rows": int(c.n_samples), "runs": list(c.names), "base": c.base,
+                          "comparison": c.matrix.row, "columns": list(table)}))
     else:
-        print(f"wrote {full.ids.size} samples to {out}")
+        print(f"wrote {c.n_samples} samples to {out}")
     return 0
 
 
@@ -397,6 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analysis_options(p)
     p.add_argument("--conditions", default=None,
                    help="JSON file mapping run name -> condition, or 'auto' (run name without a trailing -N/_N)")
+    p.add_argument("--different-data", default="half data", metavar="CONDITION",
+                   help="the condition whose two runs trained on disjoint halves of the data, compared with each "
+                        "other as the paper's 'different data' (default: 'half data', the grid's name)")
     p.add_argument("--label-errors", default=None, help=".npy 0/1 mask of known label errors (N,)")
     p.add_argument("--exclude-label-errors", action="store_true", help="drop label errors from cross-run statistics")
     p.add_argument("--reference", nargs="+", default=None,

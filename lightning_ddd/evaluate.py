@@ -177,7 +177,7 @@ def already_evaluated(store: Path) -> bool:
 
 
 def evaluate_models(models: list[str], data: str, out: str | Path, *, batch_size: int = 128, workers: int = 0,
-                    precision: str | None = None, devices: Any = "auto", accelerator: str = "auto",
+                    precision: Any = None, devices: Any = "auto", accelerator: str = "auto",
                     say: Any = print) -> dict[str, str]:
     """Evaluate each model once; one store per model in ``out``.
 

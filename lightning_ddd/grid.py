@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lightning_ddd.analysis.comparison import DIFFERENT_DATA
+
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
@@ -88,8 +90,8 @@ def paper_grid(*, repeats: int = 3, lr: float = 0.1, batch_size: int = 256, alt_
     grid.append(RunSpec("optimizer", "optimizer", {"optimizer": "nesterov"}))
     arch = {"arch": alt_arch} | ({"batch_size": alt_batch_size} if alt_batch_size else {})
     grid.append(RunSpec("arch", "architecture", arch))
-    grid.append(RunSpec("half-a", "half data", {"subset": "half_a"}))
-    grid.append(RunSpec("half-b", "half data", {"subset": "half_b"}))
+    grid.append(RunSpec("half-a", DIFFERENT_DATA, {"subset": "half_a"}))
+    grid.append(RunSpec("half-b", DIFFERENT_DATA, {"subset": "half_b"}))
     if combined:
         grid.append(RunSpec("combined", "combined", {**arch, "optimizer": "nesterov", "init_seed": repeats + 1,
                                                      "order_seed": repeats + 1, "lr": round(lr * factors[0], 6)}))

@@ -17,7 +17,7 @@ from lightning_ddd.recorder.core import DecisionRecorderCore
 from lightning_ddd.with_index import WithIndex
 
 
-class DecisionRecorder(DecisionRecorderCore, pl.Callback):
+class DecisionRecorder(DecisionRecorderCore, pl.Callback):  # type: ignore[misc]  # hooks typed with lightning's Trainer
     __doc__ = DecisionRecorderCore.__doc__
     _pl = pl
 

@@ -103,13 +103,13 @@ class DigitsDataModule(pl.LightningDataModule):
         if self.with_index:
             from lightning_ddd.with_index import WithIndex
 
-            self.train_set, self.val_set = WithIndex(self.train_set), WithIndex(self.val_set)
+            self.train_set, self.val_set = WithIndex(self.train_set), WithIndex(self.val_set)  # type: ignore[assignment]
         half = np.random.default_rng(self.split_seed + 2).permutation(len(y_tr))
         cut = len(half) // 2
         self.train_indices = {"all": None, "half_a": np.sort(half[:cut]), "half_b": np.sort(half[cut:])}[self.subset]
 
     def train_dataloader(self) -> DataLoader:
-        sampler = SeededEpochSampler(len(self.train_set), self.order_seed, self.train_indices)
+        sampler = SeededEpochSampler(len(self.train_set), self.order_seed, self.train_indices)  # type: ignore[arg-type]
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lightning_ddd.grid import GridRunner, RunSpec, conditions_of, paper_grid
 
 DEMO_BASE: dict[str, Any] = {"arch": "mlp", "width": 16, "lr": 0.02, "optimizer": "sgd", "batch_size": 32,
@@ -80,53 +82,27 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="lightning")
 
 
-def summarize_demo(stores: Path, grid: list[RunSpec], epochs: int, plus: int) -> dict[str, Any]:
-    """The demo's findings: accuracy, trivial / in-between / impossible, kappa by condition, "+n epochs"."""
-    from lightning_ddd.analysis import (
-        compare_to_binomial,
-        condition_consistency,
-        consistency_plus_n,
-        count_correct,
-        load_runs,
-        pairwise_consistency,
-        runs_at_row,
-        summarize_difficulty,
-    )
-
-    runs = load_runs(stores, fields=())
-    m = runs_at_row(runs, epoch=epochs)
-    k = count_correct(m.correct)
-    n_runs = len(runs)
-    strict = summarize_difficulty(k, n_runs, tolerance=0, runs=m.runs, row=m.row)
-    abo = summarize_difficulty(k, n_runs, tolerance=1, runs=m.runs, row=m.row)
-    cmp = compare_to_binomial(k, n_runs)
-    cond = conditions_of(grid)
-    labels = [cond[name] for name in m.runs]
-    all_k = pairwise_consistency(m.correct, runs=m.runs, n_boot=0).kappa
-    mid_k = pairwise_consistency(m.correct, samples=strict.in_between, runs=m.runs, n_boot=0).kappa
-    cc_all, cc_mid = condition_consistency(all_k, labels), condition_consistency(mid_k, labels)
-    b = cc_all.conditions.index("base")
-    per_condition = {c: {"kappa_all": float(cc_all.mean[b, i]), "kappa_in_between": float(cc_mid.mean[b, i])}
-                     for i, c in enumerate(cc_all.conditions) if c != "base"}
-    base = runs[[r.name for r in runs].index("base")]
-    e = base.row_at(epoch=epochs)
-    plus_n = {}
-    for n in sorted({1, plus}):
-        if e + n < len(base.epochs):
-            plus_n[f"+{n}"] = {"kappa_all": float(consistency_plus_n(base.correct[e:], n)[0]),
-                               "kappa_in_between": float(consistency_plus_n(base.correct[e:, strict.in_between], n)[0])}
-    halves = [i for i, name in enumerate(m.runs) if cond[name] == "half data"]
-    different_data = {}
-    if len(halves) == 2:
-        i, j = halves
-        different_data = {"runs": [m.runs[i], m.runs[j]], "kappa_all": float(all_k[i, j]),
-                          "kappa_in_between": float(mid_k[i, j])}
-    acc = m.correct.mean(axis=1)
-    return {"n_runs": n_runs, "epoch": epochs, "accuracy_mean": float(acc.mean()), "accuracy_min": float(acc.min()),
-            "accuracy_max": float(acc.max()), "strict": strict.fractions, "all_but_one": abo.fractions,
-            "binomial_all_correct": float(cmp.binomial[-1]), "binomial_all_wrong": float(cmp.binomial[0]),
-            "observed_all_correct": float(cmp.observed[-1]), "observed_all_wrong": float(cmp.observed[0]),
-            "total_variation": cmp.total_variation, "per_condition": per_condition, "plus_epochs": plus_n,
+def summarize_demo(summary: dict[str, Any], epochs: int, plus: int) -> dict[str, Any]:
+    """The demo's findings, read from the report's summary (``summary.json``): accuracy, trivial / in-between /
+    impossible (strict and all but one), kappa by condition with the base, "+n epochs", "different data"."""
+    acc = [summary["per_run"][name]["accuracy"][-1] for name in summary["runs"]]
+    cond_all, cond_mid = summary["conditions"]["all"], summary["conditions"]["in_between"]
+    names = cond_all["conditions"]
+    b = names.index("base")
+    per_condition = {c: {"kappa_all": cond_all["mean"][b][i], "kappa_in_between": cond_mid["mean"][b][i]}
+                     for i, c in enumerate(names) if c != "base"}
+    plus_n = {f"+{p['n']:g}": {"kappa_all": p["kappa_all"], "kappa_in_between": p["kappa_in_between"]}
+              for p in summary.get("plus_epochs", []) if p["n"] in {1, plus}}
+    dd = summary.get("different_data")
+    different_data = ({"runs": dd["runs"], "kappa_all": dd["kappa_all"], "kappa_in_between": dd["kappa_in_between"]}
+                      if dd else {})
+    b_ = summary["binomial"]
+    return {"n_runs": summary["n_runs"], "epoch": epochs, "accuracy_mean": float(np.mean(acc)),
+            "accuracy_min": float(np.min(acc)), "accuracy_max": float(np.max(acc)),
+            "strict": summary["difficulty"]["fractions"], "all_but_one": summary["all_but_one"]["fractions"],
+            "binomial_all_correct": b_["binomial"][-1], "binomial_all_wrong": b_["binomial"][0],
+            "observed_all_correct": b_["observed"][-1], "observed_all_wrong": b_["observed"][0],
+            "total_variation": b_["total_variation"], "per_condition": per_condition, "plus_epochs": plus_n,
             "different_data": different_data, "left_out": LEFT_OUT}
 
 
@@ -188,13 +164,19 @@ def run_demo(out: str | Path = "ddd-demo", *, epochs: int | None = None, quick: 
     progress(f"trained {sum(v != 'skipped' for v in outcome.values())} runs in {time.time() - start:.0f} s")
     stores = out / "stores"
     plus = max(s.extra_epochs for s in grid)
-    result = summarize_demo(stores, grid, base["epochs"], plus)
+    from lightning_ddd.analysis.comparison import compare_runs
+    from lightning_ddd.report.build import ReportOptions, build_report
+    from lightning_ddd.report.summary import summarize, to_json
+
+    opts = ReportOptions(epoch=base["epochs"], tolerance=0, base="base", conditions=conditions_of(grid),
+                         progress=progress)
+    if report:
+        summary = build_report([str(stores)], out / "report", opts)
+    else:
+        summary = to_json(summarize(compare_runs([str(stores)], opts.comparison())))
+    result = summarize_demo(summary, base["epochs"], plus)
     result["stores"] = str(stores)
     if report:
-        from lightning_ddd.report.build import ReportOptions, build_report
-
-        build_report([str(stores)], out / "report", ReportOptions(
-            epoch=base["epochs"], tolerance=0, base="base", conditions=conditions_of(grid), progress=progress))
         result["report"] = str(out / "report" / "index.html")
     result["seconds"] = time.time() - start
     result["text"] = describe(result) + (f"\nreport: {result['report']}" if report else "")

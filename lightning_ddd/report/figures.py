@@ -145,6 +145,7 @@ def plot_kappa_heatmaps(kappa_all: np.ndarray, kappa_mid: np.ndarray, names: Seq
                         text += f"\n[{ci[0][i, j]:.2f},{ci[1][i, j]:.2f}]"
                     shade = "black" if np.isfinite(mat[i, j]) and mat[i, j] > 0.5 * (1 + vmin) else "white"
                     ax.text(j, i, text, ha="center", va="center", fontsize=6, color=shade)
+    assert im is not None
     fig.colorbar(im, ax=axes, label="Cohen's kappa")
     fig.suptitle(title, fontsize=11)
     return fig, axes
@@ -197,6 +198,26 @@ def plot_data_map(confidence: np.ndarray, variability: np.ndarray, category: np.
     shown = "" if len(pick) == len(ok) else f" ({len(pick)} of {len(ok)} samples)"
     ax.set_title(title + shown, fontsize=10)
     ax.legend(fontsize=7, markerscale=2)
+    return fig, ax
+
+
+def plot_aum(aum: np.ndarray, *, threshold: float | None = None, title: str = "Area under the margin",
+             ax: Any = None) -> tuple[Any, Any]:
+    """Histogram of AUM (Pleiss et al. 2020): the margin averaged over a sample's training presentations.
+
+    ``threshold``: a cut-off to draw (Pleiss et al. take the 99th percentile of the AUM of threshold samples,
+    a fake class; samples below it are flagged as likely mislabelled); without it, 0 is drawn.
+    """
+    fig, ax = _axes(ax)
+    vals = aum[np.isfinite(aum)]
+    ax.hist(vals, bins=min(60, max(10, int(np.sqrt(max(vals.size, 1))))), color="#4c72b0", alpha=0.85)
+    cut = 0.0 if threshold is None else float(threshold)
+    ax.axvline(cut, color="#c44e52", lw=1.2, label=f"{'threshold' if threshold is not None else 'zero'}: "
+               f"{int((vals < cut).sum())} of {vals.size} samples below")
+    ax.set_xlabel("AUM (mean margin over training presentations)")
+    ax.set_ylabel("samples")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
     return fig, ax
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from lightning_ddd.analysis import align_rows
+from lightning_ddd.analysis.comparison import Comparison
 from lightning_ddd.analysis.dynamics import Category
 from lightning_ddd.analysis.galleries import (
     GALLERY_SEED,
@@ -42,50 +43,54 @@ def _label(target: int, names: list[str] | None) -> str:
     return names[target] if names is not None and target < len(names) else str(target)
 
 
-def _source(summary: dict[str, Any], arrays: dict[str, Any], opts: Any) -> ThumbnailSource | None:
-    n = summary["n_samples"]
-    runs = arrays["runs"]
-    order = [arrays["base_i"]] + [i for i in range(len(runs)) if i != arrays["base_i"]]
+def _source(c: Comparison, opts: Any) -> tuple[ThumbnailSource | None, dict[str, Any]]:
+    n = c.n_samples
+    order = [c.base_index] + [i for i in range(len(c.runs)) if i != c.base_index]
     if opts.images:
         source: ThumbnailSource | None = folder_thumbnails(opts.images, n)
         note = ""
     else:
-        source, note = store_thumbnails([(runs[i].name, runs[i].path) for i in order], summary["split"], n)
-    summary["images"] = {"source": source.where if source is not None else None, "note": note}
+        runs = [c.runs[i].trajectory for i in order]
+        source, note = store_thumbnails([(t.name, t.path) for t in runs], c.options.split, n)
     if note:
         opts.progress(note)
-    return source
+    return source, {"source": source.where if source is not None else None, "note": note}
 
 
-def write_samples_section(summary: dict[str, Any], arrays: dict[str, Any], table: dict[str, np.ndarray],
-                          folder: Path, opts: Any, figs: list[dict[str, str]]) -> None:
-    """Galleries, the per-class figure and the explorer's files, into the report folder; their description
-    into ``summary`` (``images``, ``galleries``, ``class_shares``, ``explorer``)."""
-    from lightning_ddd.report.build import _save
+def write_samples_section(c: Comparison, table: dict[str, np.ndarray], folder: Path, opts: Any,
+                          figs: list[dict[str, str]]) -> dict[str, Any]:
+    """Galleries, the per-class figure and the explorer's files, into the report folder.
+
+    Returns:
+        Their description for ``summary.json`` (``class_names``, ``images``, ``galleries``, ``class_shares``,
+        ``explorer``).
+    """
+    from lightning_ddd.report.draw import save_figure
     from lightning_ddd.report.figures import plot_class_shares
 
-    split = summary["split"]
-    names = stored_class_names([t.path for t in arrays["runs"]], split)
-    summary["class_names"] = names is not None
-    source = _source(summary, arrays, opts)
+    assert c.base_run.detail is not None
+    names = stored_class_names([r.trajectory.path for r in c.runs], c.options.split)
+    source, images_info = _source(c, opts)
+    out: dict[str, Any] = {"class_names": names is not None, "images": images_info}
     targets = np.asarray(table["target"], np.int64)
-    keep = arrays.get("keep", np.ones(targets.size, bool))
+    keep = c.keep
     label_errors = opts.label_errors
-    d = arrays["base_dynamics"]
-    pred = arrays.get("base_pred")
-    k = arrays.get("k")
-    m = summary.get("k", {}).get("n_reference_runs")
+    base = c.base_run.detail
+    d = base.dynamics
+    pred = base.trajectory.pred[-1] if base.trajectory.pred is not None and len(base.trajectory.pred) else None
+    k = c.reference.k if c.reference is not None else None
+    m = c.reference.n_runs if c.reference is not None else None
 
     groups: list[tuple[str, Any]] = []
-    diff = arrays.get("difficulty")
+    diff = c.difficulty
     if diff is not None:
         groups += [("across runs", sel) for sel in difficulty_galleries(diff, opts.gallery_size, keep=keep)]
-    groups += [(f"base run {summary['base']}", sel)
+    groups += [(f"base run {c.base}", sel)
                for sel in dynamics_galleries(d.category, d.forgetting_events, opts.gallery_size)]
     chosen = np.concatenate([sel.ids for _, sel in groups]) if groups else np.zeros(0, np.int64)
     images = write_gallery_images(folder / "galleries", source, chosen) if source is not None else {}
     never = d.category == Category.NEVER_LEARNED
-    out = []
+    galleries = []
     for scope, sel in groups:
         samples = []
         for i in sel.ids.tolist():
@@ -96,15 +101,15 @@ def write_samples_section(summary: dict[str, Any], arrays: dict[str, Any], table
                 "forgetting": "inf" if never[i] else int(d.forgetting_events[i]),
                 "label_error": bool(label_errors[i]) if label_errors is not None else None,
                 "image": images.get(int(i))})
-        out.append({"name": sel.name, "title": GROUP_TITLES[sel.name], "scope": scope, "total": sel.total,
-                    "rule": sel.rule, "samples": samples})
-    summary["galleries"] = {"groups": out, "seed": GALLERY_SEED, "size": opts.gallery_size,
-                            "with_images": bool(images)}
+        galleries.append({"name": sel.name, "title": GROUP_TITLES[sel.name], "scope": scope, "total": sel.total,
+                          "rule": sel.rule, "samples": samples})
+    out["galleries"] = {"groups": galleries, "seed": GALLERY_SEED, "size": opts.gallery_size,
+                        "with_images": bool(images)}
 
     if diff is not None:
         cs = class_shares(targets, diff.labels, label_errors, keep)
         top_imp = cs.top("impossible", TOP_CLASSES)
-        label = [f"{_label(int(c), names)} (n={int(n)})" for c, n in zip(cs.classes, cs.samples)]
+        label = [f"{_label(int(cl), names)} (n={int(n)})" for cl, n in zip(cs.classes, cs.samples)]
         entry: dict[str, Any] = {"impossible": [{"class": _label(int(cs.classes[j]), names),
                                                  "samples": int(cs.samples[j]), "share": float(cs.impossible[j])}
                                                 for j in top_imp]}
@@ -114,25 +119,28 @@ def write_samples_section(summary: dict[str, Any], arrays: dict[str, Any], table
             le = ([label[j] for j in top_le], cs.label_errors[top_le])
             entry["label_errors"] = [{"class": _label(int(cs.classes[j]), names), "samples": int(cs.samples[j]),
                                       "share": float(cs.label_errors[j])} for j in top_le]
-        summary["class_shares"] = entry
+        out["class_shares"] = entry
         if len(cs.classes) > 1:
             fig, _ = plot_class_shares(([label[j] for j in top_imp], cs.impossible[top_imp]), le)
-            _save(fig, folder / "figures", "class_shares", figs,
-                  f"The {len(top_imp)} classes with the largest share of impossible samples"
-                  + (" and of known label errors." if le is not None else "."))
+            save_figure(fig, folder / "figures", "class_shares", figs,
+                        f"The {len(top_imp)} classes with the largest share of impossible samples"
+                        + (" and of known label errors." if le is not None else "."))
 
     if opts.explorer:
         opts.progress("sample explorer")
-        _write_explorer(summary, arrays, table, folder / "explorer", source, names, pred, k, m, label_errors)
+        out["explorer"] = _write_explorer(c, table, folder / "explorer", source, names, pred, label_errors)
+    return out
 
 
-def _write_explorer(summary: dict[str, Any], arrays: dict[str, Any], table: dict[str, np.ndarray], folder: Path,
-                    source: ThumbnailSource | None, names: list[str] | None, pred: np.ndarray | None,
-                    k: np.ndarray | None, m: int | None, label_errors: np.ndarray | None) -> None:
-    runs = arrays["runs"]
-    n = summary["n_samples"]
-    d = arrays["base_dynamics"]
-    diff = arrays.get("difficulty")
+def _write_explorer(c: Comparison, table: dict[str, np.ndarray], folder: Path, source: ThumbnailSource | None,
+                    names: list[str] | None, pred: np.ndarray | None,
+                    label_errors: np.ndarray | None) -> dict[str, Any]:
+    runs = [r.trajectory for r in c.runs]
+    n = c.n_samples
+    assert c.base_run.detail is not None
+    d = c.base_run.detail.dynamics
+    diff = c.difficulty
+    k = c.reference.k if c.reference is not None else None
     columns: dict[str, Any] = {
         "id": table["id"], "target": table["target"],
         "pred": pred if pred is not None else np.full(n, -1),
@@ -144,7 +152,8 @@ def _write_explorer(summary: dict[str, Any], arrays: dict[str, Any], table: dict
         "thumb": source.mask.astype(np.int8) if source is not None else np.zeros(n, np.int8),
     }
     meta: dict[str, Any] = {"classes": names, "difficulty": DIFFICULTY_CODES, "category": CATEGORY_CODES,
-                            "of": m, "base": summary["base"], "runs": summary["runs"]}
+                            "of": c.reference.n_runs if c.reference is not None else None, "base": c.base,
+                            "runs": list(c.names)}
     if source is not None:
         meta["sprites"] = write_sprites(folder, source, n)
     if len(runs) and all(t.correct.shape[1] == n for t in runs):
@@ -152,4 +161,4 @@ def _write_explorer(summary: dict[str, Any], arrays: dict[str, Any], table: dict
         if len(epochs):
             meta["raster"] = {**write_rasters(folder, correct, evaluated), "epochs": [float(e) for e in epochs]}
     write_samples(folder, columns, meta)
-    summary["explorer"] = {"samples": n, "thumbnails": source is not None, "raster": "raster" in meta}
+    return {"samples": n, "thumbnails": source is not None, "raster": "raster" in meta}

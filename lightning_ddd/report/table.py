@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lightning_ddd.analysis.comparison import Comparison
 from lightning_ddd.analysis.dynamics import Category, Dynamics
 
 
@@ -36,6 +37,21 @@ def per_sample_table(ids: np.ndarray, targets: np.ndarray, dynamics: Dynamics, e
         dnames = np.array(["trivial", "in_between", "impossible", "unobserved"])
         cols["difficulty"] = dnames[difficulty]
     return cols
+
+
+def base_table(c: Comparison) -> dict[str, np.ndarray]:
+    """The per-sample table of the comparison's base run, with k and difficulty across runs.
+
+    Raises:
+        ValueError: the base run has no per-sample detail.
+    """
+    detail = c.base_run.detail
+    if detail is None:
+        raise ValueError(f"The base run {c.base!r} has no per-sample detail.")
+    t = detail.trajectory
+    k = c.reference.k if c.reference is not None else None
+    labels = c.difficulty.labels if c.difficulty is not None else None
+    return per_sample_table(t.ids, t.targets, detail.dynamics, t.epochs, k, labels)
 
 
 def write_table(cols: dict[str, np.ndarray], path: str | os.PathLike, fmt: str = "csv") -> Path:

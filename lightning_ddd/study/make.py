@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from lightning_ddd.analysis import count_correct, load_runs, runs_at_row, upto_row
-from lightning_ddd.analysis.difficulty import Difficulty, check_tolerance, classify_difficulty
+from lightning_ddd.analysis.comparison import CompareOptions, compare_runs
+from lightning_ddd.analysis.difficulty import Difficulty, check_tolerance
 from lightning_ddd.study import jspsych
 from lightning_ddd.study.design import Pool, rating_trials, two_afc_trials
 
@@ -128,15 +128,15 @@ def network_view(path: Path, resize: int, crop: int) -> Any:
 
 
 def _pool(stores: Sequence[str], opts: StudyOptions) -> tuple[Pool, Any, Any, dict[str, Any]]:
-    runs = load_runs(stores, opts.split, fields=())
-    m = runs_at_row(runs, epoch=opts.epoch)
+    c = compare_runs(stores, CompareOptions(split=opts.split, epoch=opts.epoch, tolerance=opts.tolerance, n_boot=0,
+                                            null_draws=0, significance=False, detail=0, different_data=None))
+    runs = [r.trajectory for r in c.runs]  # rows up to the comparison epoch
     n_runs = len(runs)
     check_tolerance(n_runs, opts.tolerance)
-    k = count_correct(m.correct, m.evaluated)
-    labels = classify_difficulty(k, n_runs, tolerance=opts.tolerance)
+    assert c.reference is not None and c.difficulty is not None
+    k, labels, m = c.reference.k, c.difficulty.labels, c.matrix
     score = np.zeros(k.size)
-    for t, p in zip(runs, m.rows):
-        cut = upto_row(t, int(p))
+    for cut in runs:
         score += (cut.correct & cut.evaluated).sum(axis=0)
     n = k.size
     from lightning_ddd.report.samples import ThumbnailSource, folder_thumbnails, store_thumbnails
