@@ -151,4 +151,43 @@ def test_the_report_speaks_of_models_and_its_numbers_equal_an_independent_evalua
     assert frac["trivial"] == pytest.approx(np.mean(k == 3)) and frac["impossible"] == pytest.approx(np.mean(k == 0))
     page = (rep / "index.html").read_text()
     assert "3 model(s)" in page and "no comparison epoch" in page and "epoch 0" not in page
-    assert not [f for f in s.get("figures", []) if "categories_" in str(f)]
+    assert not [f for f in s.get("figures", []) if "categories_" in str(f) or "kappa_to_base" in str(f)]
+    # issue 24.3: the page leads with the models' difficulty; no per-run dynamics anywhere
+    import re
+
+    headings = re.findall(r"<h2>([^<]+)</h2>", page)
+    assert headings == ["Findings", "Key figures", "Difficulty across the models", "Galleries", "Sample explorer",
+                        "Tables and statistics"]
+    assert "<section id='runs'>" not in page and "Always learned" not in page and "flip-flopping" not in page
+    groups = s["galleries"]["groups"]
+    assert groups and {g["name"] for g in groups} <= {"trivial", "in_between", "impossible"}
+    assert all(g["scope"] == "across models" for g in groups)
+    import csv
+
+    rows = list(csv.DictReader((rep / "samples.csv").open()))
+    assert "forgetting_events" not in rows[0] and "aum" not in rows[0]
+    for name, ref in zip(("ckpt-cnn", "ckpt-wide", "torchscript-mlp"), refs):
+        np.testing.assert_array_equal([int(r[f"correct:{name}"]) for r in rows], ref.astype(int))
+    np.testing.assert_array_equal([int(r["k"]) for r in rows], k)
+
+
+def test_trained_runs_and_evaluated_models_in_one_report_are_each_labelled(saved, tmp_path):
+    import json
+
+    folder, models = saved
+    out = tmp_path / "zoo"
+    assert main(["evaluate", "--data", "eval_data:digits_val", "--out", str(out), "--quiet",
+                 "--model", f"torchscript:{models['cnn'][1]}", "--model", f"torchscript:{models['mlp'][1]}"]) == 0
+    train, val = digits_loaders()
+    trainer(tmp_path / "t", [DecisionRecorder(out, run_name="trained")], max_epochs=2,
+            num_sanity_val_steps=-1).fit(DigitsClassifier(arch="mlp", init_seed=5, lr=0.05), train, val)
+    rep = tmp_path / "report"
+    assert main(["report", str(out), "--out", str(rep), "--quiet", "--bootstrap", "20", "--null-draws", "50",
+                 "--base", "trained"]) == 0
+    s = json.loads((rep / "summary.json").read_text())
+    assert s["kind"] == "training runs and evaluated models"
+    assert s["run_kinds"] == {"torchscript-cnn": "evaluated model", "torchscript-mlp": "evaluated model",
+                              "trained": "training run"}
+    page = (rep / "index.html").read_text()
+    assert "id='run-kinds'" in page and "torchscript-cnn (evaluated model)" in page and "trained (training run)" in page
+    assert "evaluated models at their single evaluation" in page and "<section id='runs'>" in page

@@ -223,7 +223,7 @@ class Comparison:
         return out
 
     def detailed_runs(self) -> list[RunSummary]:
-        """The runs with per-sample detail, the base run first."""
+        """The runs with per-sample detail, the base run first (for models, the base model's predictions)."""
         order = [self.base_index] + [i for i in range(len(self.runs)) if i != self.base_index]
         return [self.runs[i] for i in order if self.runs[i].detail is not None]
 
@@ -333,7 +333,8 @@ def _run_summaries(runs: Sequence[Trajectory], m: RunMatrix, kinds: tuple[str, .
     """Per-run dynamics (up to the comparison row unless ``all_rows``); per-sample detail for the first runs."""
     o.progress(f"per-run dynamics of {len(runs)} runs")
     order = [base_i] + [i for i in range(len(runs)) if i != base_i]
-    detailed = set() if all(k == KIND_EVALUATED for k in kinds) else set(order[: o.detail])
+    models_only = all(k == KIND_EVALUATED for k in kinds)
+    detailed = set(order[: min(1, o.detail)] if models_only else order[: o.detail])  # models: the base's predictions
     out = []
     for i, (t, p) in enumerate(zip(runs, m.rows)):
         cut = t if o.all_rows else upto_row(t, int(p))
@@ -344,8 +345,8 @@ def _run_summaries(runs: Sequence[Trajectory], m: RunMatrix, kinds: tuple[str, .
                 full = upto_row(full, int(p))
             d = summarize_dynamics(full.correct, full.evaluated, pred=full.pred, prob=full.prob, margin=full.margin,
                                    burn_in=full.burn_in)
-            detail = RunDetail(trajectory=full, dynamics=d,
-                               training=_training_dynamics(t, None if o.all_rows else float(full.epochs[-1])))
+            training = None if models_only else _training_dynamics(t, None if o.all_rows else float(full.epochs[-1]))
+            detail = RunDetail(trajectory=full, dynamics=d, training=training)
         else:
             d = summarize_dynamics(cut.correct, cut.evaluated, pred=cut.pred, burn_in=cut.burn_in)
         out.append(RunSummary(name=t.name, kind=kinds[i], trajectory=cut, row=int(p), epoch=float(m.epochs[i]),

@@ -44,7 +44,7 @@ def write_figures(c: Comparison, summary: dict[str, Any], folder: Path,
 
     with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
         figs: Figures = []
-        for pos, run in enumerate(c.detailed_runs()):
+        for pos, run in enumerate([] if c.models_only else c.detailed_runs()):
             progress(f"figures of run {run.name!r}")
             _run_figures(c, run, pos, folder, figs)
         _cross_run_figures(c, summary, folder, figs)

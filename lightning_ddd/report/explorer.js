@@ -55,11 +55,13 @@
     bar.appendChild(l);
     return s;
   }
+  var dyn = M.dynamics !== false;  // models evaluated once have no training dynamics
+  var unit = dyn ? "runs" : "models";
   var groups = [["all", "all samples"]];
   ["trivial", "in_between", "impossible"].forEach(function (g) {
-    groups.push(["difficulty:" + g, g.replace("_", "-") + " (across runs)"]);
+    groups.push(["difficulty:" + g, g.replace("_", "-") + " (across " + unit + ")"]);
   });
-  ["always_learned", "never_learned", "flip_flopping"].forEach(function (g) {
+  if (dyn) ["always_learned", "never_learned", "flip_flopping"].forEach(function (g) {
     groups.push(["category:" + g, g.replace("_", " ") + " (base run)"]);
   });
   var counts = {};
@@ -69,9 +71,9 @@
   var cSel = select("explorer-class", "class", [["all", "all classes"]].concat(classes.map(function (t) {
     return [String(t), className(t) + " (" + counts[t] + ")"];
   })));
-  var sSel = select("explorer-sort", "sort by", [["id", "id"], ["k", "k (runs correct)"],
+  var sSel = select("explorer-sort", "sort by", [["id", "id"], ["k", "k (" + unit + " correct)"]].concat(dyn ? [
     ["forgetting", "forgetting events"], ["first_learned", "first-learned epoch"], ["confidence", "confidence"],
-    ["aum", "AUM"]]);
+    ["aum", "AUM"]] : []));
   var dSel = select("explorer-dir", "", [["asc", "ascending"], ["desc", "descending"]]);
   var search = el("input", {id: "explorer-search", type: "search", placeholder: "sample id", size: "10"});
   var sl = el("label", {}, "go to ");
@@ -164,8 +166,10 @@
     var shown = rows.slice(state.page * PAGE, (state.page + 1) * PAGE);
     list.innerHTML = "";
     var head = el("tr");
-    ["image", "id", "label", "prediction", "k", "forgetting", "first learned", "confidence", "AUM",
-      "decisions (runs \u00d7 epochs)"].forEach(function (h) { head.appendChild(el("th", {}, h)); });
+    ["image", "id", "label", "prediction", "k"].concat(dyn ? ["forgetting", "first learned", "confidence", "AUM",
+      "decisions (runs \u00d7 epochs)"] : ["decisions (models)"]).forEach(function (h) {
+      head.appendChild(el("th", {}, h));
+    });
     list.appendChild(head);
     shown.forEach(function (i) {
       var tr = el("tr", {"data-id": String(C.id[i]), id: "sample-" + C.id[i]});
@@ -175,10 +179,12 @@
       tr.appendChild(el("td", {}, className(C.target[i]) + (C.label_error[i] ? " \u26a0" : "")));
       tr.appendChild(el("td", {}, C.pred[i] < 0 ? "\u2013" : className(C.pred[i])));
       tr.appendChild(el("td", {}, C.k[i] < 0 ? "\u2013" : C.k[i] + (M.of ? " of " + M.of : "")));
-      tr.appendChild(el("td", {}, fmt(forgetting(i))));
-      tr.appendChild(el("td", {}, fmt(C.first_learned[i])));
-      tr.appendChild(el("td", {}, fmt(C.confidence[i], 3)));
-      tr.appendChild(el("td", {}, fmt(C.aum[i], 3)));
+      if (dyn) {
+        tr.appendChild(el("td", {}, fmt(forgetting(i))));
+        tr.appendChild(el("td", {}, fmt(C.first_learned[i])));
+        tr.appendChild(el("td", {}, fmt(C.confidence[i], 3)));
+        tr.appendChild(el("td", {}, fmt(C.aum[i], 3)));
+      }
       td = el("td"); td.appendChild(raster(i)); tr.appendChild(td);
       list.appendChild(tr);
     });

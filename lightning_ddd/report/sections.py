@@ -84,9 +84,11 @@ def write_samples_section(c: Comparison, table: dict[str, np.ndarray], folder: P
     groups: list[tuple[str, Any]] = []
     diff = c.difficulty
     if diff is not None:
-        groups += [("across runs", sel) for sel in difficulty_galleries(diff, opts.gallery_size, keep=keep)]
-    groups += [(f"base run {c.base}", sel)
-               for sel in dynamics_galleries(d.category, d.forgetting_events, opts.gallery_size)]
+        scope = "across models" if c.models_only else "across runs"
+        groups += [(scope, sel) for sel in difficulty_galleries(diff, opts.gallery_size, keep=keep)]
+    if not c.models_only:  # a single evaluation has no training dynamics
+        groups += [(f"base run {c.base}", sel)
+                   for sel in dynamics_galleries(d.category, d.forgetting_events, opts.gallery_size)]
     chosen = np.concatenate([sel.ids for _, sel in groups]) if groups else np.zeros(0, np.int64)
     images = write_gallery_images(folder / "galleries", source, chosen) if source is not None else {}
     never = d.category == Category.NEVER_LEARNED
@@ -145,15 +147,17 @@ def _write_explorer(c: Comparison, table: dict[str, np.ndarray], folder: Path, s
         "id": table["id"], "target": table["target"],
         "pred": pred if pred is not None else np.full(n, -1),
         "difficulty": diff.labels if diff is not None else np.full(n, 3),
-        "category": d.category, "k": k if k is not None else np.full(n, -1),
-        "forgetting": d.forgetting_events, "first_learned": table["first_learned_epoch"],
-        "confidence": table["confidence"], "aum": table["aum"],
+        "category": np.full(n, int(Category.UNOBSERVED), np.int8) if c.models_only else d.category,
+        "k": k if k is not None else np.full(n, -1),
+        "forgetting": np.zeros(n, np.int64) if c.models_only else d.forgetting_events,
+        "first_learned": table.get("first_learned_epoch", np.full(n, np.nan)),
+        "confidence": table.get("confidence", np.full(n, np.nan)), "aum": table.get("aum", np.full(n, np.nan)),
         "label_error": label_errors.astype(np.int8) if label_errors is not None else np.zeros(n, np.int8),
         "thumb": source.mask.astype(np.int8) if source is not None else np.zeros(n, np.int8),
     }
     meta: dict[str, Any] = {"classes": names, "difficulty": DIFFICULTY_CODES, "category": CATEGORY_CODES,
                             "of": c.reference.n_runs if c.reference is not None else None, "base": c.base,
-                            "runs": list(c.names)}
+                            "runs": list(c.names), "dynamics": not c.models_only}
     if source is not None:
         meta["sprites"] = write_sprites(folder, source, n)
     if len(runs) and all(t.correct.shape[1] == n for t in runs):

@@ -51,7 +51,24 @@ def base_table(c: Comparison) -> dict[str, np.ndarray]:
     t = detail.trajectory
     k = c.reference.k if c.reference is not None else None
     labels = c.difficulty.labels if c.difficulty is not None else None
+    if c.models_only:
+        return models_table(c)
     return per_sample_table(t.ids, t.targets, detail.dynamics, t.epochs, k, labels)
+
+
+def models_table(c: Comparison) -> dict[str, np.ndarray]:
+    """The per-sample table of models evaluated once: id, target, k, difficulty and each model's correctness
+    (1, 0, or -1 where its evaluation did not cover the sample); no training-dynamics columns, which a single
+    evaluation does not define."""
+    t = c.runs[c.base_index].trajectory
+    cols: dict[str, np.ndarray] = {"id": t.ids, "target": t.targets}
+    if c.reference is not None:
+        cols["k"] = c.reference.k
+    if c.difficulty is not None:
+        cols["difficulty"] = np.array(["trivial", "in_between", "impossible", "unobserved"])[c.difficulty.labels]
+    for i, name in enumerate(c.names):
+        cols[f"correct:{name}"] = np.where(c.matrix.evaluated[i], c.matrix.correct[i].astype(np.int8), -1)
+    return cols
 
 
 def write_table(cols: dict[str, np.ndarray], path: str | os.PathLike, fmt: str = "csv") -> Path:

@@ -1,0 +1,85 @@
+"""The one typed comparison: its numbers against independent code, its JSON against the documented schema."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score
+
+from lightning_ddd.analysis.comparison import CompareOptions, compare_runs
+from lightning_ddd.report.build import ReportOptions, build_report
+from lightning_ddd.report.summary import SCHEMA, summarize, to_json
+from lightning_ddd.store import DecisionStore
+from tests.synthetic_stores import write_runs
+
+NAMES = ["base", "init-1", "init-2", "lr-1", "lr-2", "half-a", "half-b"]
+CONDITIONS = {"base": "base", "init-1": "init", "init-2": "init", "lr-1": "lr", "lr-2": "lr", "half-a": "half data",
+              "half-b": "half data"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return write_runs(tmp_path_factory.mktemp("cmp") / "stores", NAMES, n=240, epochs=4)
+
+
+def _at_last(folder):
+    return {n: DecisionStore(folder / f"{n}.h5").read("val", "correct")[-1] for n in NAMES}
+
+
+def test_the_comparison_equals_independent_code(runs):
+    c = compare_runs([str(runs)], CompareOptions(conditions=CONDITIONS, n_boot=20, null_draws=50))
+    correct = _at_last(runs)
+    names = list(c.names)
+    assert sorted(names) == sorted(NAMES) and c.comparison_epoch == 4.0 and c.kind == "training runs"
+    k = np.sum([correct[n] for n in NAMES], axis=0)
+    assert c.reference is not None and c.reference.own
+    np.testing.assert_array_equal(c.reference.k, k)
+    assert c.difficulty is not None and c.all_but_one is not None
+    assert c.difficulty.counts == {"trivial": int((k == 7).sum()), "in_between": int(((k > 0) & (k < 7)).sum()),
+                                   "impossible": int((k == 0).sum())}
+    assert c.all_but_one.counts["trivial"] == int((k >= 6).sum()) and c.all_but_one.counts["impossible"] == int(
+        (k <= 1).sum())
+    mid = (k > 0) & (k < 7)
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            if i != j:
+                want = cohen_kappa_score(correct[a], correct[b])
+                assert c.consistency["all"].kappa[i, j] == pytest.approx(want, abs=1e-12)
+                want_mid = cohen_kappa_score(correct[a][mid], correct[b][mid])
+                assert c.consistency["in_between"].kappa[i, j] == pytest.approx(want_mid, abs=1e-12)
+    dd = c.different_data
+    assert dd is not None and dd.runs == ("half-a", "half-b")
+    assert dd.kappa["all"] == pytest.approx(cohen_kappa_score(correct["half-a"], correct["half-b"]), abs=1e-12)
+    assert c.conditions is not None and c.conditions.labels == tuple(CONDITIONS[n] for n in names)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.base = "lr-1"  # type: ignore[misc]
+
+
+def test_different_data_is_found_by_the_condition_name_given_and_only_by_it(runs):
+    renamed = {n: ("halves" if c == "half data" else c) for n, c in CONDITIONS.items()}
+    quick = {"n_boot": 0, "null_draws": 0, "significance": False}
+    assert compare_runs([str(runs)], CompareOptions(conditions=renamed, **quick)).different_data is None
+    found = compare_runs([str(runs)], CompareOptions(conditions=renamed, different_data="halves", **quick))
+    assert found.different_data is not None and found.different_data.condition == "halves"
+    off = compare_runs([str(runs)], CompareOptions(conditions=CONDITIONS, different_data=None, **quick))
+    assert off.different_data is None
+
+
+def test_summary_json_holds_only_documented_keys(runs, tmp_path):
+    c = compare_runs([str(runs)], CompareOptions(conditions=CONDITIONS, n_boot=20, null_draws=50))
+    s = to_json(summarize(c))
+    json.dumps(s, allow_nan=False)
+    assert set(s) <= set(SCHEMA), set(s) - set(SCHEMA)
+    written = build_report([str(runs)], tmp_path / "rep", ReportOptions(conditions=CONDITIONS, n_boot=20,
+                                                                        null_draws=50, explorer=True))
+    on_disk = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert on_disk == written
+    assert set(on_disk) <= set(SCHEMA), set(on_disk) - set(SCHEMA)
+    # the report's numbers are the comparison's numbers, not a second computation
+    assert on_disk["consistency"] == s["consistency"] and on_disk["difficulty"] == s["difficulty"]
+    for key in ("difficulty", "all_but_one", "consistency", "significance", "conditions", "condition_differences",
+                "to_base", "different_data", "galleries", "explorer", "figures", "samples_table"):
+        assert key in on_disk, key
