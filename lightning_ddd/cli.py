@@ -224,6 +224,7 @@ def _options(a: argparse.Namespace) -> Any:
                          n_boot=a.bootstrap, per_run_limit=a.per_run_limit, seed=a.seed, null_draws=a.null_draws,
                          p_adjust=a.p_adjust, gallery_size=a.gallery_size, images=a.images,
                          explorer=not a.no_explorer, different_data=a.different_data or None,
+                         aum_threshold=a.aum_threshold,
                          progress=_progress(a.quiet or a.json))
 
 
@@ -245,6 +246,23 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------------------------- export
+def _export_split(stores: Sequence[str], say: Any) -> str:
+    """The training split when every store recorded the same one, else ``val``; says which and why."""
+    from lightning_ddd.analysis import find_stores
+    from lightning_ddd.analysis.loading import training_split
+
+    names = {training_split(p) for p in find_stores(stores)}
+    if len(names) == 1 and None not in names:
+        (name,) = names
+        say(f"split {name!r}: the training presentations (record_train=True), where forgetting events, data maps "
+            "and AUM are defined; --split val for the validation rows")
+        return str(name)
+    say("split 'val'" + (": not every store recorded a training split (record_train=True)" if names != {None}
+                         else ": no store recorded a training split (record_train=True), so forgetting, "
+                         "confidence and AUM are of validation rows"))
+    return "val"
+
+
 def cmd_export(a: argparse.Namespace) -> int:
     from lightning_ddd.analysis import find_stores, load_runs
     from lightning_ddd.analysis.comparison import CompareOptions, compare_runs
@@ -256,13 +274,14 @@ def cmd_export(a: argparse.Namespace) -> int:
     out = Path(a.out) if a.out else Path(f"ddd_samples.{a.format}")
     check_not_input(out, [*a.stores, *find_stores(a.stores)])
     check_file_output(out, force=a.force, recognise=made_by_export(out))
-    options = CompareOptions(split=a.split, row=a.row, epoch=a.epoch, tolerance=a.tolerance, base=a.base,
+    split = a.split or _export_split(a.stores, say)
+    options = CompareOptions(split=split, row=a.row, epoch=a.epoch, tolerance=a.tolerance, base=a.base,
                              n_boot=0, null_draws=0, significance=False, detail=1, different_data=None,
                              all_rows=a.all_rows)
     try:
         c = compare_runs(a.stores, options)
     except ValueError:
-        n_runs = len(load_runs(a.stores, a.split, fields=()))
+        n_runs = len(load_runs(a.stores, split, fields=()))
         if a.tolerance > 0 and n_runs < 2 * a.tolerance + 3:
             raise UserError(f"--tolerance {a.tolerance} needs at least {2 * a.tolerance + 3} runs, got {n_runs}: "
                             f"pass --tolerance {max(0, (n_runs - 3) // 2)} or fewer, or add runs.") from None
@@ -328,8 +347,11 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------- parsing
-def _add_analysis_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--split", default="val", help="split to analyse (default: val)")
+def _add_analysis_options(p: argparse.ArgumentParser, split_help: str | None = None) -> None:
+    """The options shared by ``report`` and ``export``; ``split_help``: ``--split`` has no default (the command
+    chooses) and this help."""
+    p.add_argument("--split", default=None if split_help else "val",
+                   help=split_help or "split to analyse (default: val)")
     p.add_argument("--row", type=int, default=None,
                    help="row position for cross-run comparisons, negative from the end (default: the latest epoch "
                         "every run recorded)")
@@ -383,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analysis_options(p)
     p.add_argument("--conditions", default=None,
                    help="JSON file mapping run name -> condition, or 'auto' (run name without a trailing -N/_N)")
+    p.add_argument("--aum-threshold", type=float, default=None, metavar="VALUE",
+                   help="AUM cut-off drawn in the AUM figure (Pleiss et al. take the 99th percentile of threshold "
+                        "samples' AUM; default 0)")
     p.add_argument("--different-data", default="half data", metavar="CONDITION",
                    help="the condition whose two runs trained on disjoint halves of the data, compared with each "
                         "other as the paper's 'different data' (default: 'half data', the grid's name)")
@@ -409,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output file (default ddd_samples.<format>)")
     p.add_argument("--force", action="store_true",
                    help="replace an existing --out file that lightning-ddd export did not write")
-    _add_analysis_options(p)
+    _add_analysis_options(p, split_help="split to export (default: the training split when every store recorded "
+                          "one with record_train=True, where forgetting, data maps and AUM are defined; else val)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="evaluate given models once each on a dataset: one store per model")

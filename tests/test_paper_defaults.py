@@ -5,6 +5,7 @@ number is computed with numpy in the test itself."""
 from __future__ import annotations
 
 import csv
+import html
 import json
 
 import lightning.pytorch as pl
@@ -220,7 +221,30 @@ def test_data_maps_come_from_training_presentations_when_recorded(tmp_path):
         assert main(["report", str(rec.store_path), "--out", str(out), "--quiet"]) == 0
         s = json.loads((out / "summary.json").read_text())
         (fig,) = [f for f in s["figures"] if f["name"].startswith("data_map_")]
+        page = html.unescape((out / "index.html").read_text())
+        exported = tmp_path / f"export-{name}.csv"
+        assert main(["export", str(rec.store_path), "--out", str(exported), "--quiet"]) == 0
+        table = list(csv.DictReader(exported.open()))
+        store = DecisionStore(rec.store_path)
         if record_train:
             assert "training presentations (split 'train'" in fig["caption"]
+            assert s["per_sample_source"]["training_split"] == "train" and s["samples_train_table"] == "samples_train.csv"
+            assert "come from the base run's training presentations (split 'train')" in page
+            assert [f for f in s["figures"] if f["name"].startswith("aum_")]
+            # the peers' definitions, from the stored training rows: confidence and variability (Swayamdipta et
+            # al.: mean and population std of the true-class probability over epochs), AUM (Pleiss et al.: mean
+            # margin), forgetting events (Toneva et al.: correct -> wrong transitions)
+            p_true = np.exp(-store.read("train", "loss").astype(np.float64))
+            margin = store.read("train", "margin").astype(np.float64)
+            c = store.read("train", "correct")
+            want = {"confidence": p_true.mean(0), "variability": p_true.std(0), "aum": margin.mean(0),
+                    "observed_forgetting_events": (c[:-1] & ~c[1:]).sum(0)}
+            for rows in (list(csv.DictReader((out / "samples_train.csv").open())), table):  # export follows
+                assert len(rows) == store.info("train").num_samples
+                for col, values in want.items():
+                    np.testing.assert_allclose([float(r[col]) for r in rows], values, rtol=1e-5, atol=1e-6)
         else:
             assert "validation rows" in fig["caption"] and "record_train=True" in fig["caption"]
+            assert s["per_sample_source"]["training_split"] is None and "samples_train_table" not in s
+            assert "recorded no training split" in page
+            assert len(table) == store.info("val").num_samples

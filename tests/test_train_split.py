@@ -132,3 +132,32 @@ def test_a_shuffled_train_loader_without_ids_equals_one_with_ids(tmp_path):
     for field in ("evaluated", "correct", "pred", "loss", "presentations"):
         np.testing.assert_array_equal(stores["plain"].read("train", field), stores["indexed"].read("train", field))
     assert stores["plain"].read("train", "presentations").all()
+
+
+def test_a_sampler_with_replacement_warns_once_and_the_row_keeps_the_last_presentation(tmp_path):
+    """Several presentations of an id in one epoch (WeightedRandomSampler, RandomSampler(replacement=True)):
+    one warning naming the rule; the store counts every presentation; a sampler without replacement is silent."""
+    import warnings
+
+    from torch.utils.data import RandomSampler
+
+    x, y, xv, yv = load_digits_arrays(0)
+    ds = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    val = DataLoader(TensorDataset(torch.from_numpy(xv), torch.from_numpy(yv)), batch_size=200)
+    for name, replacement in (("with", True), ("without", False)):
+        torch.manual_seed(3)
+        sampler = RandomSampler(ds, replacement=replacement, generator=torch.Generator().manual_seed(7))
+        train = DataLoader(ds, batch_size=64, sampler=sampler)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer(tmp_path, [DecisionRecorder(tmp_path, run_name=name, record_train=True)], max_epochs=2).fit(
+                DigitsClassifier(), train, val)
+        said = [str(w.message) for w in caught if "more than once" in str(w.message)]
+        presentations = DecisionStore(tmp_path / f"{name}.h5").read("train", "presentations")
+        if replacement:
+            assert len(said) == 1 and "keeps the last presentation" in said[0]
+            drawn = torch.Generator().manual_seed(7)  # the sampler's own draws of epoch 1, independently
+            first = torch.randint(high=len(ds), size=(len(ds),), dtype=torch.int64, generator=drawn).numpy()
+            np.testing.assert_array_equal(presentations[0], np.bincount(first, minlength=len(ds)))
+        else:
+            assert said == [] and (presentations == 1).all()

@@ -53,6 +53,7 @@ from lightning_ddd.analysis.loading import (
     load_runs,
     load_trajectory,
     runs_at_row,
+    training_split,
     upto_row,
 )
 from lightning_ddd.analysis.significance import significance_matrix
@@ -361,17 +362,17 @@ def _training_dynamics(t: Trajectory, upto_epoch: float | None) -> TrainingDynam
     from lightning_ddd.store import open_store
 
     store = open_store(t.path)
-    for name, info in store.split_infos.items():
-        if info.kind == "train" and "loss" in info.fields and info.num_rows:
-            tr = load_trajectory(t.path, name, store=store)
-            if upto_epoch is not None:
-                rows = np.flatnonzero(tr.epochs <= upto_epoch + 1e-9)
-                if not rows.size:
-                    continue
-                tr = upto_row(tr, int(rows[-1]))
-            return TrainingDynamics(split=name, trajectory=tr, dynamics=summarize_dynamics(
-                tr.correct, tr.evaluated, pred=tr.pred, prob=tr.prob, margin=tr.margin, burn_in=tr.burn_in))
-    return None
+    name = training_split(t.path, store)
+    if name is None:
+        return None
+    tr = load_trajectory(t.path, name, store=store)
+    if upto_epoch is not None:
+        rows = np.flatnonzero(tr.epochs <= upto_epoch + 1e-9)
+        if not rows.size:
+            return None
+        tr = upto_row(tr, int(rows[-1]))
+    return TrainingDynamics(split=name, trajectory=tr, dynamics=summarize_dynamics(
+        tr.correct, tr.evaluated, pred=tr.pred, prob=tr.prob, margin=tr.margin, burn_in=tr.burn_in))
 
 
 def _difficulty(c: Comparison, loaded: Sequence[Trajectory]) -> Comparison:

@@ -189,6 +189,15 @@ def drop_duplicates(trajectories: Sequence[Trajectory]) -> list[Trajectory]:
     return kept
 
 
+def training_split(path: str | os.PathLike, store: DecisionStore | None = None) -> str | None:
+    """The name of the store's training split (``record_train=True``) if it recorded rows with losses, else None."""
+    s = store or open_store(path)
+    for name, info in s.split_infos.items():
+        if info.kind == "train" and "loss" in info.fields and info.num_rows:
+            return name
+    return None
+
+
 def load_runs(inputs: str | os.PathLike | Iterable[str | os.PathLike], split: str = "val", *,
               fields: Sequence[str] = ("prob", "margin")) -> list[Trajectory]:
     """Load every distinct run of a split from files, directories or globs, checked to share one dataset."""

@@ -283,6 +283,7 @@ class DecisionRecorderCore:
                              f"{evaluation!r}.")
         self.evaluation = dict(evaluation) if evaluation is not None else None
         self._warned_thumbnails: set[str] = set()
+        self._warned_repeats: set[str] = set()
         self._session = StoreSession(self.dirpath, run_name, precision=precision, locking=locking,
                                      overwrite=overwrite, burn_in=burn_in, flip_threshold=flip_threshold,
                                      extra_metadata={"evaluation": self.evaluation} if self.evaluation else None)
@@ -518,6 +519,21 @@ class DecisionRecorderCore:
             )
         return RowFlag.PROBABILITIES
 
+    def _warn_repeats(self, trainer: Trainer, split: SplitRecorder, a: Any, epoch: float) -> None:
+        """Warn once per split when an epoch presented samples more than once (a sampler with replacement), beyond
+        the few duplicates a DistributedSampler pads with: the row keeps each id's last presentation."""
+        repeats = int(a.presentations.sum() - (a.presentations > 0).sum())
+        if not split.train or split.name in self._warned_repeats or repeats <= max(0, trainer.world_size - 1):
+            return
+        self._warned_repeats.add(split.name)
+        self._pl.utilities.rank_zero_warn(
+            f"DecisionRecorder: split {split.name!r} presented {int((a.presentations > 1).sum())} samples more than "
+            f"once in epoch {epoch:g} (up to {int(a.presentations.max())} times: a sampler with replacement, such as "
+            "WeightedRandomSampler or RandomSampler(replacement=True)). Each row keeps the last presentation of "
+            "each id (the store's 'presentations' field counts them all), so forgetting events, data maps and AUM "
+            "see one presentation per sample and epoch."
+        )
+
     def _finish_epoch(self, trainer: Trainer, pl_module: LightningModule, split: SplitRecorder, epoch: float,
                       flags: RowFlag, loader: Any) -> None:
         """Gather, check, read, write and summarise one split's epoch (a collective)."""
@@ -531,6 +547,7 @@ class DecisionRecorderCore:
                 f"DecisionRecorder: split {split.name!r} has NaN or infinite logits for {arrays.nonfinite_ids.size} "
                 f"samples (ids {arrays.nonfinite_ids[:10].tolist()}); they are recorded as wrong."
             )
+        self._warn_repeats(trainer, split, arrays, epoch)
         flags |= self._read_outputs(split, arrays, classes)
         step, epoch = self._session.row_key(int(trainer.global_step), epoch)
         row = split.row(arrays, classes=classes, global_step=step, epoch=epoch, flags=flags,

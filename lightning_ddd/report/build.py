@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lightning_ddd.analysis.comparison import DIFFERENT_DATA, CompareOptions, compare_runs
+from lightning_ddd.analysis.comparison import DIFFERENT_DATA, CompareOptions, Comparison, compare_runs
 from lightning_ddd.report.summary import summarize, to_json
 
 
@@ -46,6 +46,8 @@ class ReportOptions:
         explorer: write the sample explorer (sprite sheets and trajectories beside the page).
         progress: called with progress messages.
         different_data: the condition whose two runs trained on disjoint data (the paper's "different data").
+        aum_threshold: the AUM cut-off to draw (Pleiss et al.: the 99th percentile of threshold samples' AUM);
+            default 0.
     """
 
     split: str = "val"
@@ -69,6 +71,7 @@ class ReportOptions:
     explorer: bool = True
     progress: Callable[[str], None] = lambda msg: None
     different_data: str | None = DIFFERENT_DATA
+    aum_threshold: float | None = None
 
     def comparison(self) -> CompareOptions:
         """The comparison these options ask for."""
@@ -76,6 +79,27 @@ class ReportOptions:
         values = {k: v for k, v in dataclasses.asdict(self).items() if k in names}
         values["label_errors"] = self.label_errors  # not copied by asdict
         return CompareOptions(**values, detail=max(1, self.per_run_limit))
+
+
+def _per_sample_source(c: Comparison) -> dict[str, Any]:
+    """Which split the per-sample training-dynamics scores come from, in words for the page."""
+    base = c.base_run.detail
+    split = c.options.split
+    if c.models_only:
+        return {"split": split, "training_split": None, "note": "A single evaluation per model defines no training "
+                "dynamics: samples.csv holds each model's correctness, k and difficulty."}
+    if base is not None and base.training is not None:
+        name = base.training.split
+        return {"split": split, "training_split": name, "note": (
+            f"Training dynamics as their papers define them (forgetting events, Toneva et al.; data maps, Swayamdipta "
+            f"et al.; AUM, Pleiss et al.) come from the base run's training presentations (split {name!r}): "
+            f"samples_train.csv, the data map and the AUM figure. samples.csv and the explorer describe the "
+            f"{split!r} samples from their {split!r} rows (k, difficulty, categories; their forgetting, confidence "
+            "and AUM columns are of those rows, not the training split's).")}
+    return {"split": split, "training_split": None, "note": (
+        f"The base run recorded no training split, so every per-sample score (samples.csv, the explorer, the data "
+        f"map) comes from its {split!r} rows. Forgetting events, data maps and AUM are defined on training "
+        "presentations; record them with DecisionRecorder(record_train=True).")}
 
 
 def build_report(inputs: Sequence[str], out: str | os.PathLike, opts: ReportOptions | None = None, *,
@@ -99,7 +123,7 @@ def build_report(inputs: Sequence[str], out: str | os.PathLike, opts: ReportOpti
     from lightning_ddd.outputs import atomic_folder, check_folder_output, check_not_input
     from lightning_ddd.report.draw import write_figures
     from lightning_ddd.report.html import render_html
-    from lightning_ddd.report.table import base_table, write_table
+    from lightning_ddd.report.table import base_table, per_sample_table, write_table
 
     opts = opts or ReportOptions()
     out = Path(out)
@@ -109,7 +133,7 @@ def build_report(inputs: Sequence[str], out: str | os.PathLike, opts: ReportOpti
     comparison = compare_runs(inputs, opts.comparison())
     summary = summarize(comparison)
     with atomic_folder(out, "report") as tmp:
-        figs = write_figures(comparison, summary, tmp / "figures", opts.progress)
+        figs = write_figures(comparison, summary, tmp / "figures", opts.progress, aum_threshold=opts.aum_threshold)
         base = comparison.base_run.detail
         if base is not None:
             from lightning_ddd.report.sections import write_samples_section
@@ -118,6 +142,12 @@ def build_report(inputs: Sequence[str], out: str | os.PathLike, opts: ReportOpti
             summary.update(write_samples_section(comparison, table, tmp, opts, figs))
             write_table(table, tmp / "samples.csv")
             summary["samples_table"] = "samples.csv"
+            summary["per_sample_source"] = _per_sample_source(comparison)
+            if base.training is not None:
+                tr = base.training
+                write_table(per_sample_table(tr.trajectory.ids, tr.trajectory.targets, tr.dynamics,
+                                             tr.trajectory.epochs), tmp / "samples_train.csv")
+                summary["samples_train_table"] = "samples_train.csv"
         summary["figures"] = figs
         clean = to_json(summary)
         (tmp / "summary.json").write_text(json.dumps(clean, indent=1, allow_nan=False))

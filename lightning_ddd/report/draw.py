@@ -38,20 +38,24 @@ def save_figure(fig: Any, folder: Path, name: str, figures: Figures, caption: st
 
 
 def write_figures(c: Comparison, summary: dict[str, Any], folder: Path,
-                  progress: Callable[[str], None] = lambda msg: None) -> Figures:
-    """Draw every figure of the comparison into ``folder``; returns the figure list (the base run's first)."""
+                  progress: Callable[[str], None] = lambda msg: None, *, aum_threshold: float | None = None
+                  ) -> Figures:
+    """Draw every figure of the comparison into ``folder``; returns the figure list (the base run's first).
+
+    ``aum_threshold``: the AUM cut-off drawn in the AUM figure (default 0)."""
     import matplotlib
 
     with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
         figs: Figures = []
         for pos, run in enumerate([] if c.models_only else c.detailed_runs()):
             progress(f"figures of run {run.name!r}")
-            _run_figures(c, run, pos, folder, figs)
+            _run_figures(c, run, pos, folder, figs, aum_threshold)
         _cross_run_figures(c, summary, folder, figs)
         return figs
 
 
-def _run_figures(c: Comparison, run: RunSummary, pos: int, folder: Path, figs: Figures) -> None:
+def _run_figures(c: Comparison, run: RunSummary, pos: int, folder: Path, figs: Figures,
+                 aum_threshold: float | None) -> None:
     from lightning_ddd.report import figures as F
 
     assert run.detail is not None
@@ -83,7 +87,8 @@ def _run_figures(c: Comparison, run: RunSummary, pos: int, folder: Path, figs: F
                     folder, f"data_map_{tag}", figs, f"Data map of {name} from its training presentations "
                     f"(split {training.split!r}, recorded with record_train=True), as Swayamdipta et al. define it.")
         if np.isfinite(dm.aum).any():
-            save_figure(F.plot_aum(dm.aum, title=f"{name}: area under the margin of training presentations")[0],
+            save_figure(F.plot_aum(dm.aum, threshold=aum_threshold,
+                                   title=f"{name}: area under the margin of training presentations")[0],
                         folder, f"aum_{tag}", figs, f"Area under the margin (Pleiss et al.) of every training sample "
                         f"of {name} (split {training.split!r}); low or negative AUM flags likely mislabelled samples.")
     elif full.prob is not None:

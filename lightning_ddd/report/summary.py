@@ -47,14 +47,15 @@ SCHEMA: dict[str, str] = {
     "plus_epochs": "[{n, epoch, kappa_all, n_all, kappa_in_between, n_in_between}]: the base run with itself later",
     "different_data": "{condition, runs, kappa_all, ci_all, kappa_in_between, ci_in_between}: the two runs on "
                       "disjoint data",
-    "per_sample_source": "{split, kind, note}: the split the per-sample training-dynamics columns come from",
+    "per_sample_source": "{split, training_split, note}: where the per-sample training-dynamics scores come from",
     "class_names": "whether the stores carry class names",
     "images": "{source, note}: where gallery images came from",
     "galleries": "{groups, seed, size, with_images}",
     "class_shares": "{impossible, label_errors}: classes with the largest shares",
     "explorer": "{samples, thumbnails, raster}: the sample explorer's files",
     "figures": "[{name, png, svg, caption}]",
-    "samples_table": "the per-sample table's file name",
+    "samples_table": "the per-sample table's file name (the compared split's samples)",
+    "samples_train_table": "the base run's training-split table (training dynamics as the peers define them)",
 }
 
 
