@@ -228,7 +228,8 @@ def test_data_maps_come_from_training_presentations_when_recorded(tmp_path):
         store = DecisionStore(rec.store_path)
         if record_train:
             assert "training presentations (split 'train'" in fig["caption"]
-            assert s["per_sample_source"]["training_split"] == "train" and s["samples_train_table"] == "samples_train.csv"
+            assert s["per_sample_source"]["training_split"] == "train"
+            assert s["samples_train_table"] == "samples_train.csv"
             assert "come from the base run's training presentations (split 'train')" in page
             assert [f for f in s["figures"] if f["name"].startswith("aum_")]
             # the peers' definitions, from the stored training rows: confidence and variability (Swayamdipta et

@@ -230,3 +230,39 @@ def test_ratings_experiment_in_the_browser(study, tmp_path):
         for d in ("trivial", "in_between", "impossible"):
             assert got[d] == sum(kind[i] == d for i in ids)
 
+
+
+def _greyness(png: bytes) -> float:
+    """How noisy an image looks on screen: the share of its screenshot's pixels that are neither background nor
+    stroke (mid-grey, between 20 % and 80 % of its range). A clean digit is dark background and bright strokes;
+    pixel noise turns both into grey speckle."""
+    import io
+
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(io.BytesIO(png), format="png")[..., :3].mean(axis=-1)
+    z = (img - img.min()) / max(float(img.max() - img.min()), 1e-9)
+    return float(((z > 0.2) & (z < 0.8)).mean())
+
+
+def test_an_observer_who_picks_the_noisier_image_beats_chance_on_the_demo(npm_jspsych, tmp_path):
+    """Issue 25.5: the demo's images carry per-image noise, so difficulty is visible. A scripted observer that
+    sees only the two images as the browser draws them (element screenshots) and calls the noisier one the one
+    the networks got wrong scores well above chance on the demo's own study."""
+    assert main(["demo", "--quick", "--out", str(tmp_path / "demo"), "--quiet", "--no-report"]) == 0
+    out = tmp_path / "study"
+    assert main(["study", "make", str(tmp_path / "demo" / "stores"), "--out", str(out), "--trials", "40",
+                 "--practice", "2", "--break-every", "100", "--jspsych", str(npm_jspsych)]) == 0
+    study = {"dir": out, "design": json.loads((out / "design.json").read_text()), "tmp": tmp_path}
+    with browser_page() as w:
+        def noisier(t, n):
+            shots = [_greyness(w.page.locator(f".ddd-choice[data-side='{side}'] img").screenshot())
+                     for side in ("left", "right")]
+            return "click", ("left", "right")[int(np.argmax(shots))]
+
+        path, _ = run_observer(w, study, "looker", noisier)
+        assert w.errors == [] and w.network() == []
+    assert main(["study", "score", str(path), "--study", str(out), "--out", str(tmp_path / "scored"),
+                 "--bootstrap", "50"]) == 0
+    (obs,) = json.loads((tmp_path / "scored" / "summary.json").read_text())["score"]["observers"]
+    assert obs["trials"] == 40 and obs["ci_low"] > 0.5, obs  # the Wilson interval excludes chance

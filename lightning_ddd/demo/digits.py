@@ -10,7 +10,19 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 NOISE_SEED = 123
 
 
-def load_digits_arrays(seed: int = 0, val_fraction: float = 0.45, pixel_noise: float = 0.0) -> tuple[np.ndarray, ...]:
+def noise_levels(n: int, pixel_noise: float | tuple[float, float]) -> np.ndarray:
+    """Each image's noise standard deviation: ``pixel_noise`` for all, or for ``(low, high)`` one level per image
+    drawn uniformly in [low, high] from a constant seed (the same for every run)."""
+    if isinstance(pixel_noise, (tuple, list)):
+        low, high = float(pixel_noise[0]), float(pixel_noise[1])
+        if not 0 <= low <= high:
+            raise ValueError(f"pixel_noise (low, high) needs 0 <= low <= high, got {pixel_noise!r}.")
+        return np.random.default_rng(NOISE_SEED + 1).uniform(low, high, n).astype(np.float32)
+    return np.full(n, float(pixel_noise), np.float32)
+
+
+def load_digits_arrays(seed: int = 0, val_fraction: float = 0.45, pixel_noise: float | tuple[float, float] = 0.0
+                       ) -> tuple[np.ndarray, ...]:
     """Load the digits and split them into train and validation sets by a seeded permutation.
 
     Args:
@@ -18,7 +30,9 @@ def load_digits_arrays(seed: int = 0, val_fraction: float = 0.45, pixel_noise: f
         val_fraction: share of images in the validation set.
         pixel_noise: standard deviation of Gaussian noise added once to every pixel (a fixed corruption drawn
             from a constant seed, the same for every run), which makes the task hard enough that small
-            networks stay near 70 % accuracy, like the paper's ImageNet models.
+            networks stay near 70 % accuracy, like the paper's ImageNet models; ``(low, high)``: each image
+            gets its own level, uniform in [low, high] (:func:`noise_levels`), so difficulty varies per image
+            and a person can see it (the demo's choice).
 
     Returns:
         ``x_train, y_train, x_val, y_val`` with images as float32 (n, 1, 8, 8) scaled to [0, 1].
@@ -31,8 +45,10 @@ def load_digits_arrays(seed: int = 0, val_fraction: float = 0.45, pixel_noise: f
 
     data = load_digits()
     x = (data.images.astype(np.float32) / 16.0)[:, None]
-    if pixel_noise:
-        x = x + np.random.default_rng(NOISE_SEED).normal(0, pixel_noise, x.shape).astype(np.float32)
+    sigma = noise_levels(len(x), pixel_noise)
+    if sigma.any():
+        noise = np.random.default_rng(NOISE_SEED).normal(0, 1, x.shape).astype(np.float32)
+        x = x + sigma[:, None, None, None] * noise
     y = data.target.astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(y))
     n_val = int(round(len(y) * val_fraction))
@@ -83,7 +99,7 @@ class DigitsDataModule(pl.LightningDataModule):
 
     def __init__(self, batch_size: int = 32, order_seed: int = 0, split_seed: int = 0, subset: str = "all",
                  val_batch_size: int = 256, with_index: bool = False,
-                 pixel_noise: float = 0.0) -> None:
+                 pixel_noise: float | tuple[float, float] = 0.0) -> None:
         super().__init__()
         if subset not in ("all", "half_a", "half_b"):
             raise ValueError(f"subset must be 'all', 'half_a' or 'half_b', got {subset!r}.")

@@ -22,7 +22,7 @@ from lightning_ddd.grid import GridRunner, RunSpec, conditions_of, paper_grid
 
 DEMO_BASE: dict[str, Any] = {"arch": "mlp", "width": 16, "lr": 0.02, "optimizer": "sgd", "batch_size": 32,
                              "init_seed": 0, "order_seed": 0, "subset": "all", "epochs": 12, "milestones": [6, 9],
-                             "pixel_noise": 0.5}
+                             "pixel_noise": (0.0, 0.9)}
 
 
 LEFT_OUT = ("the CUDA non-determinism condition (5 runs with the base's seeds, deterministic=False, "
