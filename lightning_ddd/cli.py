@@ -84,6 +84,38 @@ def cmd_repair(a: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- plan
+def _plan_difference(a: argparse.Namespace) -> int:
+    """``plan --versus``: trials per pair to tell two kappas apart."""
+    from lightning_ddd.analysis.planning import samples_for_difference
+
+    b1, b2 = a.versus_acc or a.acc
+    for value in (b1, b2):
+        if not 0 < value < 1:
+            raise UserError(f"--versus-acc takes two accuracies strictly between 0 and 1, got {[b1, b2]}.")
+    if not -1 < a.versus < 1:
+        raise UserError(f"--versus must lie strictly between -1 and 1, got {a.versus}.")
+    if a.width is not None or a.n is not None:
+        raise UserError("--versus plans for a power; it does not take --width or --n.")
+    try:
+        plan = samples_for_difference((a.acc[0], a.acc[1], a.kappa), (b1, b2, a.versus), power=a.power, seed=a.seed)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    out = {"first": {"acc": list(a.acc), "kappa": a.kappa}, "second": {"acc": [b1, b2], "kappa": a.versus},
+           "power": a.power, "n_needed": plan.n, "simulated_power": plan.power, "undefined_share": plan.undefined,
+           "warnings": list(plan.warnings), "n_sim": plan.n_sim, "n_boot": plan.n_boot,
+           "method": "two independent simulated studies of n i.i.d. trials each; the 95 % percentile-bootstrap "
+                     "interval of kappa_1 - kappa_2 excludes 0"}
+    if a.json:
+        print(json.dumps(out))
+        return 0
+    print(f"trials per pair needed to tell kappa {a.kappa:g} from {a.versus:g} with probability {100 * a.power:g} %: "
+          f"{plan.n} (simulated: {100 * plan.power:.1f} % of {plan.n_sim} pairs of studies did; independent "
+          "trials per pair, percentile-bootstrap interval of the difference).")
+    for note in plan.warnings:
+        print(f"note: {note}")
+    return 0
+
+
 def cmd_plan(a: argparse.Namespace) -> int:
     from lightning_ddd.analysis.planning import interval_width, samples_for_power, samples_for_width
 
@@ -99,6 +131,8 @@ def cmd_plan(a: argparse.Namespace) -> int:
     if not 0 < a.power < 1:
         raise UserError(f"--power must lie strictly between 0 and 1, got {a.power}.")
     a1, a2 = a.acc
+    if a.versus is not None:
+        return _plan_difference(a)
     out: dict[str, Any] = {"acc": [a1, a2], "kappa": a.kappa}
     try:
         if a.n is not None:
@@ -389,6 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "--power instead)")
     p.add_argument("--power", type=float, default=0.8,
                    help="plan for this chance that the 95 %% interval excludes 0, by simulation (default 0.8)")
+    p.add_argument("--versus", type=float, default=None, metavar="KAPPA2",
+                   help="plan to tell --kappa apart from this second kappa (two pairs of observers, each on its "
+                        "own trials): trials per pair for --power to exclude 0 from the difference's interval")
+    p.add_argument("--versus-acc", type=float, nargs=2, default=None, metavar=("B1", "B2"),
+                   help="the second pair's accuracies (default: --acc)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulation")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=cmd_plan)

@@ -14,6 +14,10 @@
   table's cells vary multinomially. Their interval widths differ from the delta-method ones by a factor of
   0.89 to 1.51 over the cases issue 25 checked (not re-measured here); both are simulations of a stated
   model, and ours is the one the report's bootstrap uses.
+* :func:`samples_for_difference` (ours): the smallest n at which two pairs of observers, each on its own n
+  i.i.d. trials, **tell their two kappas apart** (the 95 % percentile-bootstrap interval of kappa_1 - kappa_2
+  excludes 0) with the stated probability. Pairs measured on the same trials (one base observer against two
+  others) share samples; the report's paired bootstrap is then narrower, so this n is conservative for them.
 * :func:`kappa_standard_error`, :func:`interval_width`, :func:`samples_for_width`: the large-sample
   (delta-method) standard error of kappa, the expected 95 % interval width for n samples, and the n for a
   target width.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -105,21 +110,75 @@ def _kappa_from_cells(c: np.ndarray) -> np.ndarray:
         return np.where(np.isclose(pe, 1.0, rtol=0, atol=1e-12), np.nan, (po - pe) / (1 - pe))
 
 
+def _bootstrap_kappas(rng: np.random.Generator, cells: np.ndarray, n: int, n_sim: int, n_boot: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Simulated studies of ``n`` trials: each study's kappa (S,) and its bootstrap kappas (S, B)."""
+    tables = rng.multinomial(n, cells, size=n_sim)  # (S, 4)
+    boot = rng.multinomial(n, tables[:, None, :] / n, size=(n_sim, n_boot))  # (S, B, 4)
+    return _kappa_from_cells(tables.astype(np.float64)), _kappa_from_cells(boot.astype(np.float64))
+
+
+def _excludes_zero(k: np.ndarray, kb: np.ndarray) -> np.ndarray:
+    """Studies whose kappa is defined and whose 95 % percentile interval of ``kb`` (S, B) excludes 0."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # studies whose every resample is undefined
+        lo, hi = np.nanquantile(kb, [0.025, 0.975], axis=1)
+    return np.isfinite(k) & np.isfinite(lo) & ((lo > 0) | (hi < 0))
+
+
 def simulated_power(acc_a: float, acc_b: float, kappa: float, n: int, *, n_sim: int = 1000, n_boot: int = 400,
                     seed: int = 0) -> tuple[float, float]:
     """The share of simulated studies of ``n`` trials whose 95 % percentile-bootstrap interval excludes 0, and
     the share whose kappa is undefined."""
     rng = np.random.default_rng(seed)
-    cells = _cells(acc_a, acc_b, kappa)
-    tables = rng.multinomial(n, cells, size=n_sim)  # (S, 4)
-    k = _kappa_from_cells(tables.astype(np.float64))
-    boot = rng.multinomial(n, tables[:, None, :] / n, size=(n_sim, n_boot))  # (S, B, 4)
-    kb = _kappa_from_cells(boot.astype(np.float64))
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # studies whose every resample is undefined
-        lo, hi = np.nanquantile(kb, [0.025, 0.975], axis=1)
-    excludes = np.isfinite(k) & np.isfinite(lo) & ((lo > 0) | (hi < 0))
-    return float(excludes.mean()), float(np.isnan(k).mean())
+    k, kb = _bootstrap_kappas(rng, _cells(acc_a, acc_b, kappa), n, n_sim, n_boot)
+    return float(_excludes_zero(k, kb).mean()), float(np.isnan(k).mean())
+
+
+def simulated_difference_power(first: tuple[float, float, float], second: tuple[float, float, float], n: int, *,
+                               n_sim: int = 1000, n_boot: int = 400, seed: int = 0) -> tuple[float, float]:
+    """The share of simulated pairs of studies (``n`` trials each, independent) whose 95 % percentile-bootstrap
+    interval of kappa_1 - kappa_2 excludes 0, and the share with an undefined kappa in either.
+
+    Args:
+        first, second: ``(acc_a, acc_b, kappa)`` of each pair of observers.
+    """
+    rng = np.random.default_rng(seed)
+    k1, kb1 = _bootstrap_kappas(rng, _cells(*first), n, n_sim, n_boot)
+    k2, kb2 = _bootstrap_kappas(rng, _cells(*second), n, n_sim, n_boot)
+    d = k1 - k2
+    return float(_excludes_zero(d, kb1 - kb2).mean()), float(np.isnan(d).mean())
+
+
+def _smallest_n(at: Callable[[int], tuple[float, float]], power: float, n_max: int, what: str
+                ) -> tuple[int, float, float]:
+    """Double n until ``at(n)`` reaches ``power``, then bisect; returns (n, its power, its undefined share)."""
+    lo, hi = 1, 8
+    p_hi, u_hi = at(hi)
+    while p_hi < power:
+        if hi >= n_max:
+            raise ValueError(f"no n up to {n_max} reaches a power of {power:g} {what}.")
+        lo, hi = hi, min(2 * hi, n_max)
+        p_hi, u_hi = at(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        p_mid, u_mid = at(mid)
+        if p_mid >= power:
+            hi, p_hi, u_hi = mid, p_mid, u_mid
+        else:
+            lo = mid
+    return hi, p_hi, u_hi
+
+
+def _notes(n: int, accuracies: Sequence[float], undefined: float) -> tuple[str, ...]:
+    errors = min(n * (1 - a) for a in accuracies)
+    notes = []
+    if errors < 10:
+        notes.append(f"each observer is expected to make only {errors:.1f} errors in {n} trials: kappa rests "
+                     "on very few errors, and the normal approximations behind textbook intervals do not hold.")
+    if undefined > 0.01:
+        notes.append(f"{100 * undefined:.0f} % of such studies have an undefined kappa (an observer without errors).")
+    return tuple(notes)
 
 
 def samples_for_power(acc_a: float, acc_b: float, kappa: float, *, power: float = 0.8, n_sim: int = 1000,
@@ -137,31 +196,34 @@ def samples_for_power(acc_a: float, acc_b: float, kappa: float, *, power: float 
     if kappa == 0:
         raise ValueError("kappa 0 is what the interval should exclude: no number of trials plans for it.")
     _cells(acc_a, acc_b, kappa)  # refuses an impossible kappa
+    n, p, u = _smallest_n(lambda m: simulated_power(acc_a, acc_b, kappa, m, n_sim=n_sim, n_boot=n_boot, seed=seed),
+                          power, n_max, f"for kappa {kappa:g} at accuracies {acc_a:g} and {acc_b:g}")
+    return PowerPlan(n=n, power=p, target=power, undefined=u, expected_errors=(n * (1 - acc_a), n * (1 - acc_b)),
+                     n_sim=n_sim, n_boot=n_boot, warnings=_notes(n, (acc_a, acc_b), u))
 
-    def at(n: int) -> tuple[float, float]:
-        return simulated_power(acc_a, acc_b, kappa, n, n_sim=n_sim, n_boot=n_boot, seed=seed)
 
-    lo, hi = 1, 8
-    p_hi, u_hi = at(hi)
-    while p_hi < power:
-        if hi >= n_max:
-            raise ValueError(f"no n up to {n_max} reaches a power of {power:g} for kappa {kappa:g} at accuracies "
-                             f"{acc_a:g} and {acc_b:g}.")
-        lo, hi = hi, min(2 * hi, n_max)
-        p_hi, u_hi = at(hi)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        p_mid, u_mid = at(mid)
-        if p_mid >= power:
-            hi, p_hi, u_hi = mid, p_mid, u_mid
-        else:
-            lo = mid
-    errors = (hi * (1 - acc_a), hi * (1 - acc_b))
-    notes = []
-    if min(errors) < 10:
-        notes.append(f"each observer is expected to make only {min(errors):.1f} errors in {hi} trials: kappa rests "
-                     "on very few errors, and the normal approximations behind textbook intervals do not hold.")
-    if u_hi > 0.01:
-        notes.append(f"{100 * u_hi:.0f} % of such studies have an undefined kappa (an observer without errors).")
-    return PowerPlan(n=hi, power=p_hi, target=power, undefined=u_hi, expected_errors=errors, n_sim=n_sim,
-                     n_boot=n_boot, warnings=tuple(notes))
+def samples_for_difference(first: tuple[float, float, float], second: tuple[float, float, float], *,
+                           power: float = 0.8, n_sim: int = 1000, n_boot: int = 400, seed: int = 0,
+                           n_max: int = 1_000_000) -> PowerPlan:
+    """The smallest n (trials per pair) at which two pairs of observers tell their kappas apart: the simulated
+    95 % percentile-bootstrap interval of kappa_1 - kappa_2 excludes 0 with probability ``power``.
+
+    Args:
+        first, second: ``(acc_a, acc_b, kappa)`` of each pair.
+
+    Raises:
+        ValueError: equal kappas (nothing to tell apart), a kappa impossible for its accuracies, or a power not
+            in (0, 1).
+    """
+    if not 0 < power < 1:
+        raise ValueError(f"power must lie strictly between 0 and 1, got {power}.")
+    if first[2] == second[2]:
+        raise ValueError("the two kappas are equal: no number of trials tells them apart.")
+    _cells(*first), _cells(*second)  # refuses an impossible kappa
+    n, p, u = _smallest_n(lambda m: simulated_difference_power(first, second, m, n_sim=n_sim, n_boot=n_boot,
+                                                               seed=seed),
+                          power, n_max, f"to tell kappa {first[2]:g} from {second[2]:g}")
+    accuracies = (first[0], first[1], second[0], second[1])
+    return PowerPlan(n=n, power=p, target=power, undefined=u,
+                     expected_errors=(n * (1 - max(accuracies)), n * (1 - min(accuracies))), n_sim=n_sim,
+                     n_boot=n_boot, warnings=_notes(n, accuracies, u))
