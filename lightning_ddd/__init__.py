@@ -32,7 +32,8 @@ __all__ = ["DecisionRecorder", "DecisionStore", "ThumbnailOptions", "WandbOption
 
 def _recorder_module(name: str) -> str:
     """Where ``name`` comes from: the ``lightning`` flavour, or the ``pytorch_lightning`` one when only that
-    package is installed (the Trainer then needs a ``pytorch_lightning.Callback``)."""
+    package is installed (the Trainer then needs a ``pytorch_lightning.Callback``).
+    """
     import importlib.util
 
     if name != "DecisionRecorder" or importlib.util.find_spec("lightning") is not None:

@@ -30,6 +30,7 @@ def _progress(quiet: bool):  # noqa: ANN202
 
 # ---------------------------------------------------------------------------------------------- info
 def cmd_info(a: argparse.Namespace) -> int:
+    """``lightning-ddd info``: what each store holds."""
     from lightning_ddd.analysis import find_stores
     from lightning_ddd.store import open_store
 
@@ -66,6 +67,7 @@ def cmd_info(a: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------------------- repair
 def cmd_repair(a: argparse.Namespace) -> int:
+    """``lightning-ddd repair``: merge parked rows into their stores."""
     from lightning_ddd.analysis import find_stores
     from lightning_ddd.store import merge_pending
 
@@ -116,12 +118,10 @@ def _plan_difference(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_plan(a: argparse.Namespace) -> int:
-    from lightning_ddd.analysis.planning import interval_width, samples_for_power, samples_for_width
-
-    for name, value in (("--acc", a.acc[0]), ("--acc", a.acc[1])):
-        if not 0 < value < 1:
-            raise UserError(f"{name} takes two accuracies strictly between 0 and 1, got {a.acc}.")
+def _check_plan(a: argparse.Namespace) -> None:
+    """Refuse plan options out of range, in one line each."""
+    if not all(0 < value < 1 for value in a.acc):
+        raise UserError(f"--acc takes two accuracies strictly between 0 and 1, got {a.acc}.")
     if not -1 < a.kappa < 1:
         raise UserError(f"--kappa must lie strictly between -1 and 1, got {a.kappa}.")
     if a.n is not None and a.n < 2:
@@ -130,18 +130,21 @@ def cmd_plan(a: argparse.Namespace) -> int:
         raise UserError(f"--width must be > 0, got {a.width}.")
     if not 0 < a.power < 1:
         raise UserError(f"--power must lie strictly between 0 and 1, got {a.power}.")
+
+
+def _plan(a: argparse.Namespace) -> dict[str, Any]:
+    """The plan's numbers: the width at ``--n``, the n for ``--width``, or the n for ``--power``."""
+    from lightning_ddd.analysis.planning import interval_width, samples_for_power, samples_for_width
+
     a1, a2 = a.acc
-    if a.versus is not None:
-        return _plan_difference(a)
     out: dict[str, Any] = {"acc": [a1, a2], "kappa": a.kappa}
     try:
         if a.n is not None:
             out["n"] = a.n
             out["width_95"] = interval_width(a1, a2, a.kappa, a.n)
-        width = a.width
-        if width is not None:
-            out["target_width"] = width
-            out["n_needed"] = samples_for_width(a1, a2, a.kappa, width)
+        if a.width is not None:
+            out["target_width"] = a.width
+            out["n_needed"] = samples_for_width(a1, a2, a.kappa, a.width)
         elif a.kappa:
             plan = samples_for_power(a1, a2, a.kappa, power=a.power, seed=a.seed)
             out.update(power=a.power, n_needed=plan.n, simulated_power=plan.power, undefined_share=plan.undefined,
@@ -150,6 +153,15 @@ def cmd_plan(a: argparse.Namespace) -> int:
                        n_sim=plan.n_sim, n_boot=plan.n_boot)
     except ValueError as err:
         raise UserError(str(err)) from None
+    return out
+
+
+def cmd_plan(a: argparse.Namespace) -> int:
+    """``lightning-ddd plan``: how many trials a kappa (or a difference of two) needs."""
+    _check_plan(a)
+    if a.versus is not None:
+        return _plan_difference(a)
+    out = _plan(a)
     if a.json:
         print(json.dumps(out))
         return 0
@@ -157,7 +169,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
         print(f"{a.n} samples: expected 95 % interval of kappa {a.kappa:g} is {out['width_95']:.3f} wide "
               f"(+/- {out['width_95'] / 2:.3f}).")
     if "n_needed" in out and a.width is not None:
-        print(f"samples needed for an expected 95 % interval width of {width:g}: {out['n_needed']}.")
+        print(f"samples needed for an expected 95 % interval width of {a.width:g}: {out['n_needed']}.")
     elif "n_needed" in out:
         print(f"samples needed for the 95 % interval to exclude 0 with probability {100 * a.power:g} %: "
               f"{out['n_needed']} "
@@ -172,7 +184,8 @@ def cmd_plan(a: argparse.Namespace) -> int:
 def _check_ranges(a: argparse.Namespace) -> None:
     """Refuse options outside their range, one line each: the one place where every command's options are
     checked before anything is read or written (the number of runs a tolerance needs is checked once the runs
-    are loaded)."""
+    are loaded).
+    """
     for name, low in (("tolerance", 0), ("bootstrap", 0), ("per_run_limit", 1), ("seed", 0), ("epochs", 1),
                       ("null_draws", 0), ("gallery_size", 0), ("trials", 1), ("practice", 0), ("per_class", 1),
                       ("break_every", 0)):
@@ -263,6 +276,7 @@ def _options(a: argparse.Namespace) -> Any:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
+    """``lightning-ddd report``: the report folder of one or many runs."""
     from lightning_ddd.report.build import build_report
 
     summary = build_report(a.stores, a.out, _options(a), force=a.force)
@@ -298,6 +312,7 @@ def _export_split(stores: Sequence[str], say: Any) -> str:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
+    """``lightning-ddd export``: one row per sample of the base run."""
     from lightning_ddd.analysis import find_stores, load_runs
     from lightning_ddd.analysis.comparison import CompareOptions, compare_runs
     from lightning_ddd.outputs import atomic_file, check_file_output, check_not_input, made_by_export
@@ -340,6 +355,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------ evaluate
 def cmd_evaluate(a: argparse.Namespace) -> int:
+    """``lightning-ddd evaluate``: one store per given model, each evaluated once."""
     from lightning_ddd.evaluate import EvaluateError, ModelSpec, evaluate_models
 
     if a.batch_size < 1 or a.workers < 0:
@@ -364,6 +380,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- demo
 def cmd_demo(a: argparse.Namespace) -> int:
+    """``lightning-ddd demo``: the CPU demo of the paper's experiment."""
     from lightning_ddd.demo.experiment import run_demo
     from lightning_ddd.outputs import check_folder_output, mark_folder
 
@@ -383,7 +400,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------- parsing
 def _add_analysis_options(p: argparse.ArgumentParser, split_help: str | None = None) -> None:
     """The options shared by ``report`` and ``export``; ``split_help``: ``--split`` has no default (the command
-    chooses) and this help."""
+    chooses) and this help.
+    """
     p.add_argument("--split", default=None if split_help else "val",
                    help=split_help or "split to analyse (default: val)")
     p.add_argument("--row", type=int, default=None,
@@ -558,6 +576,7 @@ def _view(text: str) -> tuple[int, int] | None:
 
 
 def cmd_study_make(a: argparse.Namespace) -> int:
+    """``lightning-ddd study make``: a human-study folder from stores."""
     from lightning_ddd.study.make import StudyOptions, make_study
 
     _check_ranges(a)
@@ -574,6 +593,7 @@ def cmd_study_make(a: argparse.Namespace) -> int:
 
 
 def cmd_study_score(a: argparse.Namespace) -> int:
+    """``lightning-ddd study score``: score a study's result files."""
     from lightning_ddd.study.score import score_study
 
     _check_ranges(a)

@@ -191,7 +191,11 @@ def write_slurm_array(grid: Sequence[RunSpec], path: str | os.PathLike, command:
         grid: the runs.
         path: script file to write.
         command: shell command of one run, using ``$RUN`` (e.g. ``python recipes/run_grid.py cifar10 --run $RUN``).
-        nodes, gpus_per_node, cpus_per_task, time, partition: SLURM resources per run.
+        nodes: nodes per run.
+        gpus_per_node: GPUs per node.
+        cpus_per_task: CPUs per task.
+        time: wall-clock limit per run (SLURM's ``--time``).
+        partition: SLURM partition (None: the cluster's default).
         extra: further ``#SBATCH`` lines.
     """
     names = " ".join(shlex.quote(s.name) for s in grid)

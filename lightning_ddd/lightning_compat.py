@@ -125,13 +125,15 @@ def training_position(trainer: Any) -> tuple[bool, int]:
 
 def wrapped_sampler(sampler: Any) -> Any:
     """The inner sampler of Lightning's ``DistributedSamplerWrapper`` (it keeps it in ``dataset._sampler``),
-    or None for any other sampler."""
+    or None for any other sampler.
+    """
     return getattr(getattr(sampler, "dataset", None), "_sampler", None)
 
 
 def is_spawned_ddp_child(trainer: Any) -> bool:
     """Whether this process is a child started by Lightning's multiprocessing launcher (``ddp_spawn``,
-    ``ddp_fork``); such a child ends with ``os._exit`` and skips W&B's exit hooks."""
+    ``ddp_fork``); such a child ends with ``os._exit`` and skips W&B's exit hooks.
+    """
     import multiprocessing
 
     launcher = getattr(trainer.strategy, "launcher", None)
@@ -140,7 +142,8 @@ def is_spawned_ddp_child(trainer: Any) -> bool:
 
 def all_gather(trainer: Any) -> Any:
     """A collective ``all_gather(tensor) -> (world, *shape)`` through the Trainer's strategy, or None for a
-    single process."""
+    single process.
+    """
     if trainer.world_size <= 1:
         return None
     return trainer.strategy.all_gather

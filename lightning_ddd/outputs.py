@@ -146,7 +146,8 @@ def atomic_file(out: str | os.PathLike) -> Iterator[Path]:
 @contextlib.contextmanager
 def atomic_folder(out: str | os.PathLike, command: str) -> Iterator[Path]:
     """Yield a temporary folder beside ``out``, marked as made by ``command``; on success it replaces ``out``
-    (the old folder is moved aside first and removed only after the rename), on failure it is removed."""
+    (the old folder is moved aside first and removed only after the rename), on failure it is removed.
+    """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))

@@ -18,6 +18,8 @@ from lightning_ddd.with_index import WithIndex
 
 
 class DecisionRecorder(DecisionRecorderCore, pl.Callback):  # type: ignore[misc]  # hooks typed with lightning's Trainer
+    """The recorder for ``pytorch_lightning`` Trainers (see ``DecisionRecorderCore``)."""
+
     __doc__ = DecisionRecorderCore.__doc__
     _pl = pl
 

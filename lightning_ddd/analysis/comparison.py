@@ -358,7 +358,8 @@ def _run_summaries(runs: Sequence[Trajectory], m: RunMatrix, kinds: tuple[str, .
 
 def _training_dynamics(t: Trajectory, upto_epoch: float | None) -> TrainingDynamics | None:
     """The run's training-split dynamics (data map, AUM, forgetting), up to ``upto_epoch``, if it recorded a
-    training split with probabilities."""
+    training split with probabilities.
+    """
     from lightning_ddd.store import open_store
 
     store = open_store(t.path)
@@ -376,7 +377,7 @@ def _training_dynamics(t: Trajectory, upto_epoch: float | None) -> TrainingDynam
 
 
 def _difficulty(c: Comparison, loaded: Sequence[Trajectory]) -> Comparison:
-    """k over the reference runs, the binomial comparison, trivial / in-between / impossible, label errors."""
+    """Count k over the reference runs; the binomial comparison, trivial / in-between / impossible, label errors."""
     o, m = c.options, c.matrix
     ref_correct, ref_eval, ref_names = m.correct, m.evaluated, m.runs
     if o.reference:
@@ -426,7 +427,8 @@ def _consistency(c: Comparison) -> Comparison:
 
 def _significance(c: Comparison) -> Comparison:
     """Both tests against independence (corrected), the less biased kappa and the copy probability, for all and
-    for in-between samples; a note when the in-between subset is too small to exclude 0."""
+    for in-between samples; a note when the in-between subset is too small to exclude 0.
+    """
     o, m = c.options, c.matrix
     out = {}
     off_diagonal = ~np.eye(len(c.names), dtype=bool)

@@ -1,5 +1,6 @@
 """The parts of a :class:`~lightning_ddd.analysis.comparison.Comparison`: per-run results, significance,
-conditions, and the paper's comparisons over time ("+n epochs", kappa with the base run)."""
+conditions, and the paper's comparisons over time ("+n epochs", kappa with the base run).
+"""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ class SignificanceResult:
 
 @dataclasses.dataclass(frozen=True)
 class ConditionDifference:
-    """Does condition ``a`` differ from ``b`` in its mean kappa with the base run? (paired bootstrap)"""
+    """The difference of two conditions' mean kappa with the base run, by a paired bootstrap over samples."""
 
     a: str
     b: str
@@ -177,7 +178,8 @@ def plus_epochs(base_full: Trajectory, at: int, subsets: Mapping[str, np.ndarray
 def condition_differences(m: RunMatrix, subsets: Mapping[str, np.ndarray], labels: tuple[str, ...], base_i: int,
                           *, n_boot: int, seed: int, method: str) -> dict[str, tuple[ConditionDifference, ...]]:
     """Is a condition's consistency with the base run different from another's? A paired bootstrap over
-    samples of the difference of their mean kappas with the base (runs of the base's own condition excluded)."""
+    samples of the difference of their mean kappas with the base (runs of the base's own condition excluded).
+    """
     conds = [c for c in dict.fromkeys(labels) if c != labels[base_i]]
     if len(conds) < 2 or n_boot < 1:
         return {}
@@ -205,7 +207,8 @@ def condition_differences(m: RunMatrix, subsets: Mapping[str, np.ndarray], label
 
 def short_in_between_note(m: RunMatrix, in_between: np.ndarray, sig: Significance, seed: int) -> str | None:
     """A note when the in-between subset is too small for some pairs' intervals to exclude 0, with the
-    simulated number of samples the hardest pair would need for an 80 % chance to."""
+    simulated number of samples the hardest pair would need for an 80 % chance to.
+    """
     short = []
     n11, na, nb, n = pair_counts(m.correct, m.evaluated, in_between)
     names = sig.runs

@@ -81,7 +81,8 @@ def difficulty_galleries(difficulty: DifficultyResult, k: int, *, keep: np.ndarr
 def dynamics_galleries(category: np.ndarray, forgetting_events: np.ndarray, k: int, *,
                        seed: int = GALLERY_SEED) -> list[Selection]:
     """Examples of always learned, never learned (uniform draws) and flip-flopping samples (most forgetting
-    events first) of one run."""
+    events first) of one run.
+    """
     out = []
     for cat in (Category.ALWAYS_LEARNED, Category.NEVER_LEARNED, Category.FLIP_FLOPPING):
         ids = np.flatnonzero(category == cat)
@@ -125,7 +126,8 @@ class ClassShares:
 
     def top(self, by: str, k: int) -> np.ndarray:
         """Positions (into ``classes``) of the ``k`` classes with the largest share ``by``
-        (``"impossible"`` or ``"label_errors"``), ties by class index."""
+        (``"impossible"`` or ``"label_errors"``), ties by class index.
+        """
         values = np.nan_to_num(getattr(self, by), nan=-1.0)
         return np.lexsort((self.classes, -values))[:k]
 

@@ -46,7 +46,8 @@ class PairStats:
     @property
     def degenerate(self) -> np.ndarray:
         """Where the expected consistency is 1 (both vectors constant and equal): kappa is 1 by our convention,
-        undefined in Cohen's formula."""
+        undefined in Cohen's formula.
+        """
         return np.isclose(self.expected, 1.0, rtol=0, atol=1e-12)
 
 

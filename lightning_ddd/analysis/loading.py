@@ -86,7 +86,8 @@ class Trajectory:
     @property
     def burn_in(self) -> int:
         """Rows to ignore per sample by default: 1 if the first row is the untrained network, else 0
-        (a training split starts at epoch 1)."""
+        (a training split starts at epoch 1).
+        """
         return default_burn_in(self.flags)
 
     def row_at(self, row: int | None = None, epoch: float | None = None) -> int:

@@ -129,7 +129,8 @@ def _excludes_zero(k: np.ndarray, kb: np.ndarray) -> np.ndarray:
 def simulated_power(acc_a: float, acc_b: float, kappa: float, n: int, *, n_sim: int = 1000, n_boot: int = 400,
                     seed: int = 0) -> tuple[float, float]:
     """The share of simulated studies of ``n`` trials whose 95 % percentile-bootstrap interval excludes 0, and
-    the share whose kappa is undefined."""
+    the share whose kappa is undefined.
+    """
     rng = np.random.default_rng(seed)
     k, kb = _bootstrap_kappas(rng, _cells(acc_a, acc_b, kappa), n, n_sim, n_boot)
     return float(_excludes_zero(k, kb).mean()), float(np.isnan(k).mean())
@@ -141,7 +142,12 @@ def simulated_difference_power(first: tuple[float, float, float], second: tuple[
     interval of kappa_1 - kappa_2 excludes 0, and the share with an undefined kappa in either.
 
     Args:
-        first, second: ``(acc_a, acc_b, kappa)`` of each pair of observers.
+        first: ``(acc_a, acc_b, kappa)`` of the first pair of observers.
+        second: the same for the second pair.
+        n: trials per study.
+        n_sim: simulated pairs of studies.
+        n_boot: bootstrap resamples per study.
+        seed: simulation seed.
     """
     rng = np.random.default_rng(seed)
     k1, kb1 = _bootstrap_kappas(rng, _cells(*first), n, n_sim, n_boot)
@@ -209,7 +215,13 @@ def samples_for_difference(first: tuple[float, float, float], second: tuple[floa
     95 % percentile-bootstrap interval of kappa_1 - kappa_2 excludes 0 with probability ``power``.
 
     Args:
-        first, second: ``(acc_a, acc_b, kappa)`` of each pair.
+        first: ``(acc_a, acc_b, kappa)`` of the first pair.
+        second: the same for the second pair.
+        power: the probability asked for.
+        n_sim: simulated pairs of studies per n.
+        n_boot: bootstrap resamples per study.
+        seed: simulation seed (the same for every n).
+        n_max: the largest n tried.
 
     Raises:
         ValueError: equal kappas (nothing to tell apart), a kappa impossible for its accuracies, or a power not

@@ -94,7 +94,8 @@ def _null_hits(k1: np.ndarray, k2: np.ndarray, n: np.ndarray, observed: np.ndarr
     :func:`~lightning_ddd.analysis.kappa.stats_from_counts`.
 
     Args:
-        k1, k2: (P, D) correct counts of the null tables.
+        k1: (P, D) correct counts of the first observer in the null tables.
+        k2: (P, D) the same for the second observer.
         n: (P, 1) or scalar number of samples.
         observed: (P,) observed |kappa|.
         rng: random generator for the hypergeometric draws.
@@ -135,7 +136,8 @@ def _workers(workers: int | None) -> int:
 def _run_chunks(job: Callable[[int, np.random.Generator], None], n_chunks: int, seed_seq: np.random.SeedSequence,
                 workers: int | None) -> None:
     """Run ``job(chunk, rng)`` for every chunk on threads; chunk c always gets the c-th spawned generator, so the
-    result does not depend on the number of threads (numpy's draws and arithmetic release the GIL)."""
+    result does not depend on the number of threads (numpy's draws and arithmetic release the GIL).
+    """
     gens = [np.random.default_rng(s) for s in seed_seq.spawn(n_chunks)]
     w = min(_workers(workers), n_chunks)
     if w <= 1:
@@ -154,7 +156,10 @@ def klein_independence_test(n11: np.ndarray, na: np.ndarray, nb: np.ndarray, n: 
     """Klein et al.'s Monte-Carlo test of independent binomial observers, vectorised over pairs and draws.
 
     Args:
-        n11, na, nb, n: counts of each pair (any equal shapes).
+        n11: both-correct counts of each pair (any shape).
+        na: correct counts of the first run of each pair (the same shape).
+        nb: correct counts of the second run.
+        n: common samples of each pair.
         n_draws: null kappas per pair.
         seed: random seed (the result does not depend on ``workers``).
         chunk: null draws per vectorised step (memory bound).
@@ -191,7 +196,8 @@ def klein_independence_test(n11: np.ndarray, na: np.ndarray, nb: np.ndarray, n: 
 def klein_null_kappas(na: float, nb: float, n: int, *, n_draws: int = 10_000, seed: int = 0) -> np.ndarray:
     """Null kappas of one pair under Klein et al.'s independent-observer model (the test's reference
     distribution), drawn as the test draws them: accuracies from their Beta posteriors, each observer's correct
-    count from its binomial, then the both-correct count from the hypergeometric given both."""
+    count from its binomial, then the both-correct count from the hypergeometric given both.
+    """
     rng = np.random.default_rng(seed)
     p1 = _beta(rng, np.full(n_draws, float(na)), np.full(n_draws, float(n - na)))
     p2 = _beta(rng, np.full(n_draws, float(nb)), np.full(n_draws, float(n - nb)))
@@ -367,7 +373,8 @@ def debiased_kappa(kappa: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 def copy_probability(kappa: np.ndarray, acc_a: np.ndarray, acc_b: np.ndarray) -> np.ndarray:
     """Klein et al.'s copy probability p_copy = kappa f, f = (1 - c_exp) / (1 - (a^2 + (1 - a)^2)), with a the
-    higher of the two accuracies: the probability that the second observer copies the first's decision."""
+    higher of the two accuracies: the probability that the second observer copies the first's decision.
+    """
     kappa, a1, a2 = (np.asarray(x, np.float64) for x in (kappa, acc_a, acc_b))
     c_exp = a1 * a2 + (1 - a1) * (1 - a2)
     a = np.maximum(a1, a2)

@@ -60,7 +60,8 @@ class DeviceBuffer:
 
     def packed(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The epoch as two tensors: (K, 4) int64 [id, pred, target, flags] and (K, 4) float32 [loss, margin,
-        target output, largest other output]."""
+        target output, largest other output].
+        """
         if not self.ints:
             return (torch.zeros((0, 4), dtype=torch.int64, device=self.device),
                     torch.zeros((0, 4), dtype=torch.float32, device=self.device))

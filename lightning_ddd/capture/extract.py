@@ -153,7 +153,8 @@ def logits_from_output(output: Any, batch_size: int | None) -> torch.Tensor | No
 
 def logits_from_forward(output: Any, batch_size: int | None) -> torch.Tensor | None:
     """Return logits from what a module's ``forward`` returned: a tensor, the first element of a tuple or list
-    (``(logits, features)``), a dict with ``logits``, or an object with a ``logits`` attribute."""
+    (``(logits, features)``), a dict with ``logits``, or an object with a ``logits`` attribute.
+    """
     if isinstance(output, torch.Tensor):
         return output
     if isinstance(output, Mapping):

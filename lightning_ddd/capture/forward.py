@@ -69,7 +69,8 @@ class ForwardCapture:
 
     def last_was(self, outputs: Any) -> bool:
         """Whether the last call returned the step's own output (DDP routes the step through the module's
-        forward: that outer call is not a second forward pass)."""
+        forward: that outer call is not a second forward pass).
+        """
         return self.calls > 1 and self.last is outputs
 
 

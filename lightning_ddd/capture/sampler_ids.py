@@ -1,5 +1,6 @@
 """Sample ids from a dataloader's own sampler: computed in advance when its order is known (sequential, or a
-distributed sampler), recorded as it draws them when it shuffles (:class:`RecordingSampler`)."""
+distributed sampler), recorded as it draws them when it shuffles (:class:`RecordingSampler`).
+"""
 
 from __future__ import annotations
 
@@ -127,7 +128,8 @@ class RecordingSampler(Sampler):
 def record_sampler_ids(loader: Any) -> RecordingSampler | None:
     """Wrap the sampler of a loader whose sample order is not known in advance (it shuffles, or is of a class
     that may) in a :class:`RecordingSampler`, once; returns it (None when the order is known, or the loader has
-    no torch ``BatchSampler`` whose sampler can be watched)."""
+    no torch ``BatchSampler`` whose sampler can be watched).
+    """
     batch_sampler = getattr(loader, "batch_sampler", None)
     if batch_sampler is None or type(batch_sampler) is not BatchSampler:
         return None

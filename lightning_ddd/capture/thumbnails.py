@@ -48,7 +48,8 @@ class ThumbnailOptions:
 
 def dataset_class_names(dataset: Any) -> list[str] | None:
     """``dataset.classes`` (torchvision's convention), looking through wrappers with a ``.dataset``
-    (``Subset``, :class:`~lightning_ddd.WithIndex`), when it is a list of strings; else None."""
+    (``Subset``, :class:`~lightning_ddd.WithIndex`), when it is a list of strings; else None.
+    """
     seen = 0
     while dataset is not None and seen < 8:
         names = getattr(dataset, "classes", None)
@@ -61,7 +62,8 @@ def dataset_class_names(dataset: Any) -> list[str] | None:
 
 def find_images(batch: Any) -> torch.Tensor | None:
     """The batch's images: ``batch[0]`` of a tuple or list, or an image key of a dict, when it is a
-    (B, 1 or 3, H, W) float or uint8 tensor; else None."""
+    (B, 1 or 3, H, W) float or uint8 tensor; else None.
+    """
     x: Any = None
     if isinstance(batch, Mapping):
         x = next((batch[k] for k in IMAGE_KEYS if k in batch), None)
@@ -84,7 +86,8 @@ def thumbnail_shape(height: int, width: int, size: int) -> tuple[int, int]:
 
 def size_for_budget(num_samples: int, height: int, width: int, channels: int, size: int, max_mb: float) -> int:
     """The largest long side <= ``size`` whose thumbnails of ``num_samples`` images fit in ``max_mb``
-    (0 when even 8 px do not fit)."""
+    (0 when even 8 px do not fit).
+    """
     budget = max_mb * 2**20
     for s in range(size, 7, -1):
         h, w = thumbnail_shape(height, width, s)
@@ -159,7 +162,8 @@ class ThumbnailBuffer:
 def gather_thumbnails(buffer: ThumbnailBuffer, device: torch.device, all_gather: AllGather | None
                       ) -> tuple[np.ndarray, np.ndarray] | None:
     """Every rank's thumbnails on the host: ``(ids (K,), images (K, h, w, C))``, or None when none were made
-    (a collective under DDP: call on every rank)."""
+    (a collective under DDP: call on every rank).
+    """
     images, ids = buffer.packed(device)
     if all_gather is not None:
         size = torch.tensor([images.shape[0], images.shape[1]], dtype=torch.int64, device=device)

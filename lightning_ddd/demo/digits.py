@@ -6,13 +6,15 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
+from typing_extensions import override
 
 NOISE_SEED = 123
 
 
 def noise_levels(n: int, pixel_noise: float | tuple[float, float]) -> np.ndarray:
     """Each image's noise standard deviation: ``pixel_noise`` for all, or for ``(low, high)`` one level per image
-    drawn uniformly in [low, high] from a constant seed (the same for every run)."""
+    drawn uniformly in [low, high] from a constant seed (the same for every run).
+    """
     if isinstance(pixel_noise, (tuple, list)):
         low, high = float(pixel_noise[0]), float(pixel_noise[1])
         if not 0 <= low <= high:
@@ -112,6 +114,7 @@ class DigitsDataModule(pl.LightningDataModule):
         self.pixel_noise = pixel_noise
         self.num_classes = 10
 
+    @override
     def setup(self, stage: str | None = None) -> None:
         x_tr, y_tr, x_val, y_val = load_digits_arrays(self.split_seed, pixel_noise=self.pixel_noise)
         self.train_set: Dataset = TensorDataset(torch.from_numpy(x_tr), torch.from_numpy(y_tr))
@@ -124,10 +127,12 @@ class DigitsDataModule(pl.LightningDataModule):
         cut = len(half) // 2
         self.train_indices = {"all": None, "half_a": np.sort(half[:cut]), "half_b": np.sort(half[cut:])}[self.subset]
 
+    @override
     def train_dataloader(self) -> DataLoader:
         sampler = SeededEpochSampler(len(self.train_set), self.order_seed, self.train_indices)  # type: ignore[arg-type]
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler)
 
+    @override
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=self.val_batch_size, shuffle=False)
 

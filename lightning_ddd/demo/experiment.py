@@ -84,7 +84,8 @@ def _quiet_lightning() -> None:
 
 def summarize_demo(summary: dict[str, Any], epochs: int, plus: int) -> dict[str, Any]:
     """The demo's findings, read from the report's summary (``summary.json``): accuracy, trivial / in-between /
-    impossible (strict and all but one), kappa by condition with the base, "+n epochs", "different data"."""
+    impossible (strict and all but one), kappa by condition with the base, "+n epochs", "different data".
+    """
     acc = [summary["per_run"][name]["accuracy"][-1] for name in summary["runs"]]
     cond_all, cond_mid = summary["conditions"]["all"], summary["conditions"]["in_between"]
     names = cond_all["conditions"]

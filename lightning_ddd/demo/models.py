@@ -6,6 +6,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typing_extensions import override
 
 
 def make_network(arch: str, num_classes: int = 10, width: int = 16) -> nn.Module:
@@ -50,20 +51,24 @@ class DigitsClassifier(pl.LightningModule):
             torch.manual_seed(init_seed)
             self.net = make_network(arch, num_classes, width)
 
+    @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    @override
     def training_step(self, batch, batch_idx):  # noqa: ANN001, ANN201
         x, y = batch[0], batch[1]
         loss = F.cross_entropy(self(x), y)
         return loss
 
+    @override
     def validation_step(self, batch, batch_idx, dataloader_idx=0):  # noqa: ANN001, ANN201
         x, y = batch[0], batch[1]
         loss = F.cross_entropy(self(x), y)
         self.log("val_loss", loss, add_dataloader_idx=False)
         return loss
 
+    @override
     def configure_optimizers(self):  # noqa: ANN201
         hp = self.hparams
         if hp.optimizer == "adam":

@@ -131,7 +131,8 @@ class LiveSummaries:
     def log_media(self, trainer: Trainer, split: str, a: EpochArrays, loader: Any,
                   submit: Callable[[Callable[[], None]], None], store: Path | None = None) -> None:
         """W&B media on global rank 0 only, never during the sanity check; built by ``submit`` (the background
-        thread) and logged by the training thread (:meth:`drain`); a failure only warns, naming the item."""
+        thread) and logged by the training thread (:meth:`drain`); a failure only warns, naming the item.
+        """
         if not self.wandb.media or trainer.sanity_checking or not trainer.is_global_zero:
             return
         logger = find_wandb_logger(trainer)
@@ -162,7 +163,8 @@ class LiveSummaries:
 
     def drain(self) -> None:
         """Log the media built so far, on the calling (training) thread: W&B's ``run.log`` is only ever called
-        from the thread that also logs Lightning's metrics, never concurrently with it."""
+        from the thread that also logs Lightning's metrics, never concurrently with it.
+        """
         while self.outbox:
             try:
                 logger, payload = self.outbox.popleft()
@@ -183,7 +185,8 @@ class LiveSummaries:
     def finish_fit(self, trainer: Trainer, store: Path | None, run_name: str,
                    warn: Callable[[str], None]) -> None:
         """At the end of fit on rank 0: the last rows' tables, the store as an artifact; finish the W&B run only
-        in a spawned or forked DDP child, which exits without W&B's exit hooks."""
+        in a spawned or forked DDP child, which exits without W&B's exit hooks.
+        """
         if not trainer.is_global_zero or store is None:
             return
         logger = find_wandb_logger(trainer)

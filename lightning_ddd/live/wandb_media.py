@@ -91,14 +91,16 @@ class WandbMedia:
     def hard_samples(self, acc: DynamicsAccumulator) -> np.ndarray:
         """Ids of the most forgettable samples, at most ``table_rows``, chosen by the report's gallery rule
         (:func:`lightning_ddd.analysis.galleries.hard_samples`): never-learned samples first, drawn with the
-        galleries' seed, then flip-flopping samples by forgetting events."""
+        galleries' seed, then flip-flopping samples by forgetting events.
+        """
         res = acc.result()
         return hard_samples(res.category, res.forgetting_events, self.table_rows)
 
     def prepare(self, split: str, acc: DynamicsAccumulator, epochs: list[float], pred: np.ndarray,
                 targets: np.ndarray, *, table: bool = True, charts: bool = True) -> dict[str, Any]:
         """Snapshot what one row's media need (cheap numpy, on the training thread): histograms' values, the
-        category series and the table's rows. The snapshot stays valid while training goes on."""
+        category series and the table's rows. The snapshot stays valid while training goes on.
+        """
         res = acc.result()
         rows = acc.rows
         burn = [i for i, v in enumerate(rows.always_learned) if np.isfinite(v)]

@@ -61,7 +61,8 @@ def _option_objects(wandb: WandbOptions | None, thumbnails: bool | ThumbnailOpti
                     flat: dict[str, Any]) -> tuple[WandbOptions, ThumbnailOptions]:
     """The one way to configure W&B media and thumbnails: ``WandbOptions`` and ``ThumbnailOptions``. The flat
     arguments of version 0.1 still work, with one ``FutureWarning`` naming the replacement; given together with
-    the option object they belong to, they are refused instead of one silently winning."""
+    the option object they belong to, they are refused instead of one silently winning.
+    """
     given = {k: v for k, v in flat.items() if v is not None}
     names = sorted(given)
     if not given:
@@ -88,6 +89,18 @@ def _option_objects(wandb: WandbOptions | None, thumbnails: bool | ThumbnailOpti
     return w, t
 
 
+def _check_splits(splits: object, train_split: str) -> None:
+    """Refuse split names that are not distinct, valid names."""
+    if splits is not None and (not isinstance(splits, (list, tuple)) or not all(isinstance(s, str) for s in splits)
+                               or len(set(splits)) != len(splits)):
+        raise ValueError(f"DecisionRecorder(splits=...) must be a list of distinct names, got {splits!r}.")
+    for name in [*(splits or []), train_split]:
+        try:
+            check_split_name(name)
+        except ValueError as err:
+            raise ValueError(f"DecisionRecorder: {err}") from None
+
+
 def _check_configuration(*, precision: str, outputs: str, locking: object, splits: object, train_split: str,
                          burn_in: int | None, flip_threshold: int, wandb: WandbOptions, class_names: object,
                          pending_timeout: float) -> None:
@@ -103,14 +116,7 @@ def _check_configuration(*, precision: str, outputs: str, locking: object, split
         raise ValueError(f"DecisionRecorder(outputs=...) must be one of {_OUTPUTS}, got {outputs!r}.")
     if locking not in (True, False, "best-effort"):
         raise ValueError(f"DecisionRecorder(locking=...) must be True, False or 'best-effort', got {locking!r}.")
-    if splits is not None and (not isinstance(splits, (list, tuple)) or not all(isinstance(s, str) for s in splits)
-                               or len(set(splits)) != len(splits)):
-        raise ValueError(f"DecisionRecorder(splits=...) must be a list of distinct names, got {splits!r}.")
-    for name in [*(splits or []), train_split]:
-        try:
-            check_split_name(name)
-        except ValueError as err:
-            raise ValueError(f"DecisionRecorder: {err}") from None
+    _check_splits(splits, train_split)
     if (burn_in is not None and burn_in < 0) or flip_threshold < 1:
         raise ValueError(f"DecisionRecorder needs burn_in >= 0 and flip_threshold >= 1, got {burn_in} and "
                          f"{flip_threshold}.")
@@ -305,7 +311,8 @@ class DecisionRecorderCore:
     def state_key(self) -> str:
         """Key of the recorder's state in checkpoints: class name, run name, splits and the name of the store
         folder (its last component only, never the whole path, so a run whose folder moved still resumes).
-        Two recorders in one Trainer differ in at least one of these."""
+        Two recorders in one Trainer differ in at least one of these.
+        """
         return (f"DecisionRecorder{{'run_name': {self.run_name!r}, 'splits': {self.splits!r}, "
                 f"'folder': {self.dirpath.name!r}, 'train': {self.record_train!r}}}")
 
@@ -402,7 +409,8 @@ class DecisionRecorderCore:
 
     def _end_capture(self, pl_module: LightningModule, batch: Any, outputs: Any) -> Any:
         """End a batch's capture; the first time the LightningModule itself is not called and the step returns
-        no logits, choose the classifier among the submodules (said once) and watch it from now on."""
+        no logits, choose the classifier among the submodules (said once) and watch it from now on.
+        """
         captured = self._capture.end()
         finder, self._finder = self._finder, None
         if finder is None:
@@ -504,7 +512,8 @@ class DecisionRecorderCore:
 
     def _read_outputs(self, split: SplitRecorder, a: EpochArrays, classes: int) -> RowFlag:
         """Read the epoch's outputs as probabilities when they are (``outputs="probabilities"``, or ``"auto"``
-        and every sample's outputs lie in [0, 1] with softmax rows summing to 1); warn once in ``"auto"``."""
+        and every sample's outputs lie in [0, 1] with softmax rows summing to 1); warn once in ``"auto"``.
+        """
         if self.outputs == "logits" or (self.outputs == "auto" and not a.prob_like):
             return RowFlag.NONE
         if not split.read_probabilities(a, classes):
@@ -521,7 +530,8 @@ class DecisionRecorderCore:
 
     def _warn_repeats(self, trainer: Trainer, split: SplitRecorder, a: Any, epoch: float) -> None:
         """Warn once per split when an epoch presented samples more than once (a sampler with replacement), beyond
-        the few duplicates a DistributedSampler pads with: the row keeps each id's last presentation."""
+        the few duplicates a DistributedSampler pads with: the row keeps each id's last presentation.
+        """
         repeats = int(a.presentations.sum() - (a.presentations > 0).sum())
         if not split.train or split.name in self._warned_repeats or repeats <= max(0, trainer.world_size - 1):
             return
@@ -563,7 +573,8 @@ class DecisionRecorderCore:
     # ------------------------------------------------------------------ hooks (called by the subclasses)
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Check the Lightning internals the recorder needs; register the forward hook on the LightningModule
-        or the named submodule."""
+        or the named submodule.
+        """
         compat.check_trainer(trainer)
         compat.on_loaders_ready(trainer, self._watch_sampler)  # shuffled loaders: ids without changing the batch
         target: torch.nn.Module = pl_module
@@ -595,7 +606,8 @@ class DecisionRecorderCore:
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         """Finish queued writes, remove a store that holds nothing trained, release the store's claim
-        (Lightning skips ``teardown`` on exceptions)."""
+        (Lightning skips ``teardown`` on exceptions).
+        """
         self._recording = self._train_active = False
         self._capture.active = False
         compat.remove_loader_hooks(trainer)
@@ -613,7 +625,8 @@ class DecisionRecorderCore:
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Apply a checkpoint's state (only ``fit`` resumes a store), resolve the store, and continue the
-        trajectory of an earlier ``fit`` by this recorder (a second Trainer or stage) after its last row."""
+        trajectory of an earlier ``fit`` by this recorder (a second Trainer or stage) after its last row.
+        """
         if self.evaluation is not None:
             raise ValueError("DecisionRecorder(evaluation=...) records one trainer.validate() of given weights, "
                              "not a training run; use a recorder without evaluation= for fit.")
@@ -642,7 +655,8 @@ class DecisionRecorderCore:
 
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Resolve the store for a ``trainer.validate()`` that records (the untrained network); any other
-        ``validate`` leaves every store untouched, whatever checkpoint it loaded."""
+        ``validate`` leaves every store untouched, whatever checkpoint it loaded.
+        """
         if self._fn(trainer) == "validate":
             self._session.checkpoint_state = None  # never applied outside fit
             records = self.evaluation is not None or self._validate_records(trainer)

@@ -8,6 +8,8 @@ from lightning_ddd.recorder.core import DecisionRecorderCore
 
 
 class DecisionRecorder(DecisionRecorderCore, pl.Callback):
+    """The recorder for ``lightning.pytorch`` Trainers (see ``DecisionRecorderCore``)."""
+
     __doc__ = DecisionRecorderCore.__doc__
     _pl = pl
 

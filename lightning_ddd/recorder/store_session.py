@@ -170,7 +170,8 @@ class StoreSession:
 
     def _drop_stale_rows(self, writer: StoreWriter, counts: dict[str, int], carried: list[Row]) -> dict[str, int]:
         """On resume, keep the rows the checkpoint counted (in the store, in side files, or carried by it) and
-        drop the rest: those recorded after it, which the resumed run records again."""
+        drop the rest: those recorded after it, which the resumed run records again.
+        """
         if not self.restored:
             return counts
         kept = dict(self.restored.get("rows", {}))
@@ -405,7 +406,8 @@ class StoreSession:
 
     def remove_created_folders(self) -> None:
         """Remove the folders this run created for its store, deepest first, when they are empty (after
-        :meth:`discard_if_untrained`: nothing it created stays when nothing was recorded)."""
+        :meth:`discard_if_untrained`: nothing it created stays when nothing was recorded).
+        """
         for folder in self.created_dirs:  # deepest first
             try:
                 folder.rmdir()

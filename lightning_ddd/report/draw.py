@@ -42,7 +42,8 @@ def write_figures(c: Comparison, summary: dict[str, Any], folder: Path,
                   ) -> Figures:
     """Draw every figure of the comparison into ``folder``; returns the figure list (the base run's first).
 
-    ``aum_threshold``: the AUM cut-off drawn in the AUM figure (default 0)."""
+    ``aum_threshold``: the AUM cut-off drawn in the AUM figure (default 0).
+    """
     import matplotlib
 
     with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):

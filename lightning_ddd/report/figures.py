@@ -1,6 +1,7 @@
 """The paper's figures. Every function takes arrays, draws on ``ax`` (or a new figure), returns ``(fig, ax)``
 and never shows or saves; only the report writes files. Dense artists are rasterised, and large inputs are
-subsampled deterministically, with the subsampling stated in the title."""
+subsampled deterministically, with the subsampling stated in the title.
+"""
 
 from __future__ import annotations
 
@@ -113,7 +114,8 @@ def plot_kappa_heatmaps(kappa_all: np.ndarray, kappa_mid: np.ndarray, names: Seq
     """Two kappa heat maps on one colour scale: all samples, and in-between samples only (paper Figure 5).
 
     ``chance_all`` / ``chance_mid``: (M, M) bool, pairs not distinguishable from independent observers; their
-    cells are hatched."""
+    cells are hatched.
+    """
     m = len(names)
     side = min(4 + 0.25 * m, 8)  # fonts stay legible at any number of runs: ticks thin out instead
     fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1, side), layout="constrained")
@@ -155,7 +157,8 @@ def plot_kappa_to_base(epochs: np.ndarray, kappa: np.ndarray, names: Sequence[st
                        ci_last: tuple[np.ndarray, np.ndarray] | None = None, plus_epochs: list[dict] | None = None,
                        ax: Any = None) -> tuple[Any, Any]:
     """Kappa of each run with the base run per epoch (paper Figure 3), intervals at the last epoch; with
-    ``plus_epochs`` also the base with itself n epochs later, drawn at the comparison epoch + n."""
+    ``plus_epochs`` also the base with itself n epochs later, drawn at the comparison epoch + n.
+    """
     fig, ax = _axes(ax, (7, 4.5))
     if plus_epochs:
         xs = [p["epoch"] for p in plus_epochs]
@@ -240,7 +243,8 @@ def plot_class_shares(impossible: tuple[Sequence[str], np.ndarray],
                       label_errors: tuple[Sequence[str], np.ndarray] | None = None, *,
                       title: str | None = None) -> tuple[Any, Any]:
     """Horizontal bars, largest at the top: the classes with the largest share of impossible samples and,
-    in a second panel, those with the largest share of known label errors. Each is ``(labels, shares)``."""
+    in a second panel, those with the largest share of known label errors. Each is ``(labels, shares)``.
+    """
     panels = [("impossible", impossible, "#d7301f")]
     if label_errors is not None:
         panels.append(("known label errors", label_errors, "#756bb1"))

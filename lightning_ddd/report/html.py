@@ -6,7 +6,8 @@ The page is a Jinja template (``templates/report.html.j2``) rendered with autoes
 summary (run names, notes, captions) are escaped by default; the few sentences built here that carry markup are
 :class:`markupsafe.Markup` built with ``Markup.format``, which escapes their arguments. Inline CSS and
 JavaScript; figures, images and the explorer's data lie beside it; nothing is loaded from the network, and it
-works from ``file://``."""
+works from ``file://``.
+"""
 
 from __future__ import annotations
 
@@ -199,7 +200,8 @@ def _context(s: dict[str, Any], script: str) -> dict[str, Any]:
 
 def render_html(s: dict[str, Any], script: str | None = None) -> str:
     """Render the report page from the JSON summary (``script``: the explorer's JavaScript, default the
-    package's ``explorer.js``)."""
+    package's ``explorer.js``).
+    """
     from lightning_ddd.report.templates import render
 
     if script is None:

@@ -217,7 +217,8 @@ def write_sprites(folder: Path, source: ThumbnailSource, n: int, chunk: int = 40
 
 def write_rasters(folder: Path, correct: np.ndarray, evaluated: np.ndarray) -> dict[str, Any]:
     """Decision trajectories (M, R, N) as two bit planes per sample, correct (and evaluated) then evaluated, one
-    bit per run and row each, 1,000 samples per ``r-<n>.js``; returns their layout (``planes``: 2)."""
+    bit per run and row each, 1,000 samples per ``r-<n>.js``; returns their layout (``planes``: 2).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     m, r, n = correct.shape
     right = (correct & evaluated).transpose(2, 0, 1).reshape(n, m * r)

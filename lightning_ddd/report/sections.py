@@ -1,6 +1,7 @@
 """The report's sample sections: galleries of example images, the classes with most impossible samples and
 label errors, and the sample explorer's files. Everything shown is chosen by
-:mod:`lightning_ddd.analysis.galleries`, the rules W&B's hard-samples table uses too."""
+:mod:`lightning_ddd.analysis.galleries`, the rules W&B's hard-samples table uses too.
+"""
 
 from __future__ import annotations
 

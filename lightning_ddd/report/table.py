@@ -19,7 +19,8 @@ def per_sample_table(ids: np.ndarray, targets: np.ndarray, dynamics: Dynamics, e
 
     ``forgetting_events`` follows Toneva et al.: a never-learned sample counts as forgotten infinitely often
     (``inf``), so sorting by it puts the most forgettable samples, never learned ones first, at the top;
-    ``observed_forgetting_events`` is the plain count of correct -> wrong transitions."""
+    ``observed_forgetting_events`` is the plain count of correct -> wrong transitions.
+    """
     names = np.array([c.name.lower() for c in Category])
     first_epoch = np.where(dynamics.first_learned >= 0, epochs[np.clip(dynamics.first_learned, 0, None)], np.nan)
     cols = {
@@ -59,7 +60,8 @@ def base_table(c: Comparison) -> dict[str, np.ndarray]:
 def models_table(c: Comparison) -> dict[str, np.ndarray]:
     """The per-sample table of models evaluated once: id, target, k, difficulty and each model's correctness
     (1, 0, or -1 where its evaluation did not cover the sample); no training-dynamics columns, which a single
-    evaluation does not define."""
+    evaluation does not define.
+    """
     t = c.runs[c.base_index].trajectory
     cols: dict[str, np.ndarray] = {"id": t.ids, "target": t.targets}
     if c.reference is not None:

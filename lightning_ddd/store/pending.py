@@ -53,7 +53,7 @@ def side_file_split(path: Path) -> str:
 
 
 def fsync_path(path: Path) -> None:
-    """fsync a file's data, or a folder's entries (a rename or unlink in it), to disk."""
+    """Flush (fsync) a file's data, or a folder's entries (a rename or unlink in it), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

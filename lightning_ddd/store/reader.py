@@ -90,7 +90,8 @@ class DecisionStore:
     def _load_checked(self) -> CheckedStore:
         """Open and check the file once: writers replace the store atomically (copy-on-write), so a reader
         sees a whole store, the one before a row or the one after it, never a write in progress; a check that
-        fails is real damage."""
+        fails is real damage.
+        """
         try:
             with self._open() as f:
                 return check_store(f, repr(str(self.path)))

@@ -172,10 +172,8 @@ def _dataset(group: h5py.Group, name: str, where: str) -> h5py.Dataset:
     return group[name]
 
 
-def _check_split(name: str, group: h5py.Group, where: str) -> CheckedSplit | None:
-    here = f"{where}, split {name!r}"
-    if "fields" not in group.attrs:
-        return None  # creation interrupted before it completed: never held a committed row
+def _split_attributes(group: h5py.Group, here: str) -> tuple[int, int, list[str], str]:
+    """The split's ``num_samples``, ``num_classes``, ``fields`` and ``kind`` attributes, each checked."""
     n = _scalar_int(group.attrs.get("num_samples"))
     if n is None or n < 0:
         raise StoreFormatError(f"{here}: the 'num_samples' attribute is {group.attrs.get('num_samples')!r}, not a "
@@ -196,6 +194,11 @@ def _check_split(name: str, group: h5py.Group, where: str) -> CheckedSplit | Non
     if kind not in ("validation", "train"):
         raise StoreFormatError(f"{here}: the 'kind' attribute is {group.attrs.get('kind')!r}, not 'validation' or "
                                "'train'; the file is damaged.")
+    return n, classes, fields, str(kind)
+
+
+def _dataset_lengths(group: h5py.Group, here: str, n: int, fields: list[str]) -> dict[str, int]:
+    """Check every dataset's shape and type; the number of rows of each per-row and per-sample dataset."""
     for key in ("ids", "targets"):
         ds = _dataset(group, key, here)
         if ds.shape != (n,) or ds.dtype.kind not in "iu":
@@ -214,6 +217,15 @@ def _check_split(name: str, group: h5py.Group, where: str) -> CheckedSplit | Non
             raise StoreFormatError(f"{here}: dataset {key!r} has shape {ds.shape} and type {ds.dtype}; expected "
                                    f"(rows, {n}); the file is damaged.")
         lengths[key] = ds.shape[0]
+    return lengths
+
+
+def _check_split(name: str, group: h5py.Group, where: str) -> CheckedSplit | None:
+    here = f"{where}, split {name!r}"
+    if "fields" not in group.attrs:
+        return None  # creation interrupted before it completed: never held a committed row
+    n, classes, fields, kind = _split_attributes(group, here)
+    lengths = _dataset_lengths(group, here, n, fields)
     committed_values = group["committed"][()]
     if committed_values.size and not np.isin(committed_values, (0, 1)).all():
         raise StoreFormatError(f"{here}: dataset 'committed' holds values other than 0 and 1; the file is damaged.")
@@ -225,7 +237,7 @@ def _check_split(name: str, group: h5py.Group, where: str) -> CheckedSplit | Non
             f"(up to row {int(committed[-1])}); the file is damaged. Rows before {lengths[shortest]} can be "
             "recovered with h5py."
         )
-    return CheckedSplit(name=name, kind=str(kind), num_samples=n, num_classes=classes, fields=tuple(fields),
+    return CheckedSplit(name=name, kind=kind, num_samples=n, num_classes=classes, fields=tuple(fields),
                         committed=committed)
 
 

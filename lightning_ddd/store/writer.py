@@ -207,7 +207,8 @@ class StoreWriter:
 
     def _create(self) -> None:
         """Create an empty store atomically: written and fsynced under a temporary name, then renamed, so a
-        kill during creation leaves either no store or a complete one."""
+        kill during creation leaves either no store or a complete one.
+        """
         for stale in self.path.parent.glob(f".{self.path.name}.tmp-*"):
             stale.unlink(missing_ok=True)  # left by a creation that was killed
         tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
@@ -372,7 +373,8 @@ class StoreWriter:
 
     def needed_bytes(self, row: Row) -> int:
         """Free space the writer wants before it writes ``row`` into the HDF5 file: the store's size (the
-        write goes to a copy), twice the row's raw size, and 4 MiB for HDF5 metadata."""
+        write goes to a copy), twice the row's raw size, and 4 MiB for HDF5 metadata.
+        """
         raw = sum(np.asarray(v).nbytes for v in (*row.sample_fields().values(), *row.extra_arrays().values()))
         raw += np.asarray(row.targets).nbytes
         try:
@@ -511,7 +513,8 @@ class StoreWriter:
     def _put_thumbnails(group: h5py.Group, row: Row) -> None:
         """Keep the first thumbnail of each id (``thumbnails`` (N, h, w, C) uint8, then ``has_thumbnail`` (N,)
         bool, written after the images) and the class names; a later row's thumbnails of another size are
-        ignored."""
+        ignored.
+        """
         if row.class_names is not None and "class_names" not in group.attrs:
             group.attrs["class_names"] = json.dumps([str(c) for c in row.class_names])
         extra = row.extra_arrays()
@@ -602,6 +605,29 @@ class StoreWriter:
             return None
         return "merged"
 
+    def _drop_replayed(self, outcome: dict[Path, str | None]) -> Path:
+        """Delete the side files whose rows are in the store (only once it has replaced the old one), and the
+        emptied folder; returns the folder.
+        """
+        for path, what in outcome.items():
+            if what in ("merged", "duplicate"):
+                path.unlink(missing_ok=True)
+        folder = pending_dir(self.path)
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        return folder
+
+    def _announce_replay(self, merged: int, refused: dict[Path, str], folder: Path) -> None:
+        """One line for the rows appended, one naming the side files refused."""
+        if merged:
+            warnings.warn(f"lightning-ddd: appended {merged} row(s) parked in {str(folder)!r} to {str(self.path)!r} "
+                          "before any new row.", stacklevel=3)
+        if refused:
+            names = "; ".join(f"{p.name}: {why}" for p, why in refused.items())
+            warnings.warn(f"lightning-ddd: left {len(refused)} side file(s) in {str(folder)!r} that cannot be "
+                          f"appended to {str(self.path)!r} ({names}); move them away once you have checked them.",
+                          stacklevel=3)
+
     def replay_pending(self, quiet: bool = False, announce: bool = True) -> bool:
         """Append the rows parked in side files, oldest first, in one copy-on-write change.
 
@@ -639,22 +665,10 @@ class StoreWriter:
                 warnings.warn(f"lightning-ddd: {len(files)} row(s) still wait in side files to be appended to "
                               f"{str(self.path)!r} ({err}).", stacklevel=2)
             return False
-        for path, what in outcome.items():  # only once the store with their rows has replaced the old one
-            if what in ("merged", "duplicate"):
-                path.unlink(missing_ok=True)
-        folder = pending_dir(self.path)
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-        merged = sum(what == "merged" for what in outcome.values())
-        refused = {p: why for p, why in self._refused.items() if p not in refused_before}
-        if announce and merged:
-            warnings.warn(f"lightning-ddd: appended {merged} row(s) parked in {str(folder)!r} to {str(self.path)!r} "
-                          "before any new row.", stacklevel=2)
-        if announce and refused:
-            names = "; ".join(f"{p.name}: {why}" for p, why in refused.items())
-            warnings.warn(f"lightning-ddd: left {len(refused)} side file(s) in {str(folder)!r} that cannot be "
-                          f"appended to {str(self.path)!r} ({names}); move them away once you have checked them.",
-                          stacklevel=2)
+        folder = self._drop_replayed(outcome)
+        if announce:
+            refused = {p: why for p, why in self._refused.items() if p not in refused_before}
+            self._announce_replay(sum(what == "merged" for what in outcome.values()), refused, folder)
         return True
 
     def _store_bytes(self) -> int:

@@ -1,6 +1,7 @@
 """``lightning-ddd study make``: a study folder from stores (``index.html``, ``experiment.js``, ``design.js``,
 ``design.json``, ``images/`` and, with ``--jspsych``, ``jspsych/``) that runs offline from ``file://`` and
-uploads unchanged to JATOS, Pavlovia or Cognition.run."""
+uploads unchanged to JATOS, Pavlovia or Cognition.run.
+"""
 
 from __future__ import annotations
 
@@ -105,14 +106,16 @@ class StudyOptions:
 
     def paper_way(self) -> bool:
         """Whether the study is built as the paper built its Experiment 1: its selection rule, strict classes,
-        and the networks' 224 x 224 centre crops of the full-resolution images."""
+        and the networks' 224 x 224 centre crops of the full-resolution images.
+        """
         return (self.experiment == "2afc" and self.selection == "paper" and self.tolerance == 0
                 and self.images is not None and self.view == (256, 224))
 
 
 def network_view(path: Path, resize: int, crop: int) -> Any:
     """The image as a network saw it (torchvision's ``Resize(resize)`` then ``CenterCrop(crop)``), as a
-    Pillow image: the shorter side scaled to ``resize`` (bilinear, antialiased), the central ``crop`` square."""
+    Pillow image: the shorter side scaled to ``resize`` (bilinear, antialiased), the central ``crop`` square.
+    """
     from PIL import Image
 
     with Image.open(path) as im:

@@ -107,6 +107,36 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     return [{h: _value(v) for h, v in zip(header, row)} for row in body]
 
 
+def _check_row(r: dict[str, Any], t: dict[str, Any] | None, task: str, path: Path) -> None:
+    """Refuse a trial row the design does not have (another study, another version) or a damaged one."""
+    n = r.get("trial_number")
+    if task != "2afc":
+        if t is None or r.get("sample_id") != t["sample_id"]:
+            raise ResultsError(f"results file {str(path)!r} rates sample {r.get('sample_id')!r} as trial {n!r}, "
+                               "which this study does not have; it comes from another study.")
+        return
+    if t is None or r.get("pair_id") != t["pair_id"]:
+        raise ResultsError(f"results file {str(path)!r} answers pair {r.get('pair_id')!r} (trial "
+                           f"{n!r}), which this study does not have; it comes from another study.")
+    if (r.get("left_id"), r.get("right_id")) != (t["left"], t["right"]):
+        raise ResultsError(f"results file {str(path)!r}: trial {n} showed ids ({r.get('left_id')}, "
+                           f"{r.get('right_id')}), but this study's pair {t['pair_id']} is ({t['left']}, "
+                           f"{t['right']}); it comes from another version of the study.")
+    if r.get("response") not in (0, 1):
+        raise ResultsError(f"results file {str(path)!r}: trial {n} has no response (0 or 1); the file is damaged.")
+
+
+def _check_once(out: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    """Refuse a participant who answered a trial twice (two sessions in one file)."""
+    for who, trials in out.items():
+        seen: set[int] = set()
+        for r in trials:
+            if r["trial_number"] in seen:
+                raise ResultsError(f"results file {str(path)!r}: participant {who!r} answered trial "
+                                   f"{r['trial_number']} twice; the file mixes two sessions.")
+            seen.add(r["trial_number"])
+
+
 def _trials(rows: list[dict[str, Any]], path: Path, design: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The study's trials in one file, by participant, checked against the design."""
     task = "2afc" if design["experiment"] == "2afc" else "ratings"
@@ -123,32 +153,12 @@ def _trials(rows: list[dict[str, Any]], path: Path, design: dict[str, Any]) -> d
     out: dict[str, list[dict[str, Any]]] = {}
     for r in mine:
         n = r.get("trial_number")
-        t = by_trial.get(n) if isinstance(n, int) else None
-        if task == "2afc":
-            if t is None or r.get("pair_id") != t["pair_id"]:
-                raise ResultsError(f"results file {str(path)!r} answers pair {r.get('pair_id')!r} (trial "
-                                   f"{n!r}), which this study does not have; it comes from another study.")
-            if (r.get("left_id"), r.get("right_id")) != (t["left"], t["right"]):
-                raise ResultsError(f"results file {str(path)!r}: trial {n} showed ids ({r.get('left_id')}, "
-                                   f"{r.get('right_id')}), but this study's pair {t['pair_id']} is ({t['left']}, "
-                                   f"{t['right']}); it comes from another version of the study.")
-            if r.get("response") not in (0, 1):
-                raise ResultsError(f"results file {str(path)!r}: trial {n} has no response (0 or 1); the file is "
-                                   "damaged.")
-        elif t is None or r.get("sample_id") != t["sample_id"]:
-            raise ResultsError(f"results file {str(path)!r} rates sample {r.get('sample_id')!r} as trial {n!r}, "
-                               "which this study does not have; it comes from another study.")
+        _check_row(r, by_trial.get(n) if isinstance(n, int) else None, task, path)
         who = str(r.get("participant", ""))
         if not who:
             raise ResultsError(f"results file {str(path)!r}: trial {n} names no participant; the file is damaged.")
         out.setdefault(who, []).append(r)
-    for who, trials in out.items():
-        seen: set[int] = set()
-        for r in trials:
-            if r["trial_number"] in seen:
-                raise ResultsError(f"results file {str(path)!r}: participant {who!r} answered trial "
-                                   f"{r['trial_number']} twice; the file mixes two sessions.")
-            seen.add(r["trial_number"])
+    _check_once(out, path)
     return out
 
 
