@@ -27,7 +27,8 @@ from sklearn.metrics import cohen_kappa_score
 sys.path.insert(0, str(Path(__file__).parent))
 from _synthetic import Trajectories  # noqa: E402
 
-from lightning_ddd.analysis import bootstrap_kappa, consistency_matrix, resample_indices  # noqa: E402
+from lightning_ddd.analysis.consistency import bootstrap_kappa, resample_indices
+from lightning_ddd.analysis.kappa import consistency_matrix
 
 
 def kappa_matrix(runs: int = 100, n: int = 50_000, subset_pairs: int = 200) -> None:

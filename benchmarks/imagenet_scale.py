@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _synthetic import Trajectories  # noqa: E402
 
-from lightning_ddd.analysis import stream_dynamics  # noqa: E402
+from lightning_ddd.analysis import stream_dynamics
 from lightning_ddd.capture.buffer import DeviceBuffer  # noqa: E402
 from lightning_ddd.capture.decisions import compute_decisions  # noqa: E402
 from lightning_ddd.capture.gather import gather_epoch  # noqa: E402

@@ -139,7 +139,7 @@ def per_batch(batch: int, reps: int) -> tuple[float, float]:
 
 
 def epoch_end(n: int, reps: int = 20) -> float:
-    from lightning_ddd.analysis import DynamicsAccumulator
+    from lightning_ddd.analysis.dynamics import DynamicsAccumulator
     from lightning_ddd.store import Row, RowFlag, StoreWriter
 
     buf = DeviceBuffer(n, torch.device("cpu"))

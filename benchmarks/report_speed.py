@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _synthetic import Trajectories, write_store  # noqa: E402
 from thumbnail_cost import natural_thumbnails  # noqa: E402
 
-from lightning_ddd.analysis import find_stores  # noqa: E402
+from lightning_ddd.analysis import find_stores
 from lightning_ddd.cli import main as cli  # noqa: E402
 from lightning_ddd.store import DecisionStore  # noqa: E402
 

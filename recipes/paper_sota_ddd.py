@@ -19,7 +19,8 @@ import sys
 
 import numpy as np
 
-from lightning_ddd.analysis import compare_to_binomial, k_from_fractions, label_error_shares, summarize_difficulty
+from lightning_ddd.analysis import compare_to_binomial, label_error_shares, summarize_difficulty
+from lightning_ddd.analysis.difficulty import k_from_fractions
 
 
 def analyse(fractions_path: str, n_runs: int = 11, label_errors_path: str | None = None) -> dict:

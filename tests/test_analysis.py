@@ -15,23 +15,21 @@ from sklearn.metrics import cohen_kappa_score
 from lightning_ddd.analysis import (
     Category,
     Difficulty,
-    DynamicsAccumulator,
-    bootstrap_kappa,
-    classify_difficulty,
     compare_to_binomial,
     condition_consistency,
-    consistency_matrix,
     consistency_plus_n,
     consistency_to_base,
     count_correct,
     error_consistency,
-    k_from_fractions,
     label_error_shares,
     pairwise_consistency,
-    resample_indices,
     summarize_difficulty,
     summarize_dynamics,
 )
+from lightning_ddd.analysis.consistency import bootstrap_kappa, resample_indices
+from lightning_ddd.analysis.difficulty import classify_difficulty, k_from_fractions
+from lightning_ddd.analysis.dynamics import DynamicsAccumulator
+from lightning_ddd.analysis.kappa import consistency_matrix
 
 bools = st.integers(2, 60).flatmap(lambda n: st.tuples(arrays(bool, n), arrays(bool, n)))
 

@@ -83,3 +83,21 @@ def test_summary_json_holds_only_documented_keys(runs, tmp_path):
     for key in ("difficulty", "all_but_one", "consistency", "significance", "conditions", "condition_differences",
                 "to_base", "different_data", "galleries", "explorer", "figures", "samples_table"):
         assert key in on_disk, key
+
+
+def test_figures_never_touch_pyplot_or_the_backend(runs, tmp_path):
+    """Issue 22.5: the report draws on matplotlib.figure.Figure; building one leaves the process's backend as it
+    was and never imports pyplot (a user's interactive session keeps its own backend)."""
+    import subprocess
+    import sys
+
+    # read the rc value without resolving it (matplotlib.get_backend() itself would import pyplot)
+    code = ("import sys, matplotlib; get = lambda: dict.__getitem__(matplotlib.rcParams, 'backend'); "
+            "before = get(); "
+            "from lightning_ddd.report.build import ReportOptions, build_report; "
+            f"build_report([{str(runs)!r}], {str(tmp_path / 'rep')!r}, ReportOptions(n_boot=5, null_draws=5)); "
+            "assert get() == before, (before, get()); "
+            "assert 'matplotlib.pyplot' not in sys.modules; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+    assert (tmp_path / "rep" / "figures" / "k_histogram.png").stat().st_size > 1000

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lightning_ddd.analysis.kappa import PairStats, _as_bool, consistency_matrix, stats_from_counts
+from lightning_ddd.analysis._checks import as_bool
+from lightning_ddd.analysis.kappa import PairStats, consistency_matrix, stats_from_counts
 
 
 @dataclasses.dataclass
@@ -132,10 +133,10 @@ def pairwise_consistency(correct: np.ndarray, *, evaluated: np.ndarray | None = 
         row: description of the row stored in the result.
         tolerance: the tolerance that defined ``samples``, stored in the result.
     """
-    c = _as_bool(correct, "correct")
+    c = as_bool(correct, "correct")
     if c.ndim != 2:
         raise ValueError(f"correct must be (runs, samples), got {c.shape}.")
-    ev = None if evaluated is None else _as_bool(evaluated, "evaluated")
+    ev = None if evaluated is None else as_bool(evaluated, "evaluated")
     if samples is not None:
         sel = np.asarray(samples)
         c = c[:, sel]
@@ -174,10 +175,10 @@ def consistency_to_base(correct_rows: np.ndarray, *, base: int = 0, evaluated_ro
     Returns:
         (M, R) kappas (the base's own row is 1).
     """
-    c = _as_bool(correct_rows, "correct_rows")
+    c = as_bool(correct_rows, "correct_rows")
     if c.ndim != 3:
         raise ValueError(f"correct_rows must be (runs, rows, samples), got {c.shape}.")
-    v = np.ones_like(c) if evaluated_rows is None else _as_bool(evaluated_rows, "evaluated_rows")
+    v = np.ones_like(c) if evaluated_rows is None else as_bool(evaluated_rows, "evaluated_rows")
     b, bv = c[base][None], v[base][None]
     both = v & bv
     st = stats_from_counts((c & b & both).sum(-1), (c & both).sum(-1), (b & both).sum(-1), both.sum(-1))
@@ -193,10 +194,10 @@ def consistency_plus_n(correct_rows: np.ndarray, n: int, *, evaluated_rows: np.n
         n: row offset (>= 1).
         evaluated_rows: optional (R, N) bool.
     """
-    c = _as_bool(correct_rows, "correct_rows")
+    c = as_bool(correct_rows, "correct_rows")
     if n < 1 or n >= c.shape[0]:
         raise ValueError(f"n must be in [1, {c.shape[0] - 1}], got {n}.")
-    v = np.ones_like(c) if evaluated_rows is None else _as_bool(evaluated_rows, "evaluated_rows")
+    v = np.ones_like(c) if evaluated_rows is None else as_bool(evaluated_rows, "evaluated_rows")
     a, b = c[n:], c[:-n]
     both = v[n:] & v[:-n]
     return stats_from_counts((a & b & both).sum(-1), (a & both).sum(-1), (b & both).sum(-1), both.sum(-1)).kappa

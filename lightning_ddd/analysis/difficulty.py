@@ -25,6 +25,26 @@ class Difficulty(enum.IntEnum):
     IMPOSSIBLE = 2
     UNOBSERVED = 3
 
+    @property
+    def key(self) -> str:
+        """The name used in JSON, CSV and the explorer (``"in_between"``)."""
+        return self.name.lower()
+
+    @property
+    def text(self) -> str:
+        """The name in prose (``"in-between"``)."""
+        return self.name.lower().replace("_", "-")
+
+    @classmethod
+    def keys(cls) -> np.ndarray:
+        """Every member's :attr:`key`, indexable by the member's value (``keys()[labels]``)."""
+        return np.array([m.key for m in cls])
+
+    @classmethod
+    def observed(cls) -> tuple[Difficulty, ...]:
+        """Trivial, in-between and impossible: the classes of samples every run evaluated."""
+        return (cls.TRIVIAL, cls.IN_BETWEEN, cls.IMPOSSIBLE)
+
 
 def count_correct(correct: np.ndarray, evaluated: np.ndarray | None = None) -> np.ndarray:
     """Return k, the number of runs correct per sample, as integers.
@@ -144,8 +164,7 @@ def summarize_difficulty(k: np.ndarray, n_runs: int, *, tolerance: int = 0, runs
     labels = classify_difficulty(k, n_runs, tolerance=tolerance)
     observed = labels != Difficulty.UNOBSERVED
     total = int(observed.sum())
-    names = {"trivial": Difficulty.TRIVIAL, "in_between": Difficulty.IN_BETWEEN, "impossible": Difficulty.IMPOSSIBLE}
-    counts = {n: int(np.sum(labels == d)) for n, d in names.items()}
+    counts = {d.key: int(np.sum(labels == d)) for d in Difficulty.observed()}
     fractions = {n: (c / total if total else float("nan")) for n, c in counts.items()}
     kk = np.asarray(k)[observed]
     mean_acc = float(kk.mean() / n_runs) if total else float("nan")
@@ -238,9 +257,8 @@ def label_error_shares(labels: np.ndarray, label_errors: np.ndarray) -> LabelErr
     observed = labels != Difficulty.UNOBSERVED
     total = int((le & observed).sum())
     within, of_errors, counts = {}, {}, {}
-    for name, d in (("trivial", Difficulty.TRIVIAL), ("in_between", Difficulty.IN_BETWEEN),
-                    ("impossible", Difficulty.IMPOSSIBLE)):
-        members = labels == d
+    for d in Difficulty.observed():
+        name, members = d.key, labels == d
         c = int((le & members).sum())
         counts[name] = c
         within[name] = c / members.sum() if members.any() else float("nan")

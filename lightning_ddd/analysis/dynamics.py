@@ -40,6 +40,21 @@ class Category(enum.IntEnum):
     OTHER = 3
     UNOBSERVED = 4
 
+    @property
+    def key(self) -> str:
+        """The name used in JSON, CSV and the explorer (``"in_between"``)."""
+        return self.name.lower()
+
+    @property
+    def text(self) -> str:
+        """The name in prose (``"flip-flopping"``, ``"always learned"``)."""
+        return self.name.lower().replace("_", " ").replace("flip flopping", "flip-flopping")
+
+    @classmethod
+    def keys(cls) -> np.ndarray:
+        """Every member's :attr:`key`, indexable by the member's value (``keys()[labels]``)."""
+        return np.array([m.key for m in cls])
+
 
 @dataclasses.dataclass
 class RowStats:
@@ -104,7 +119,7 @@ class Dynamics:
         """Fraction of observed samples in each category."""
         observed = self.category != Category.UNOBSERVED
         total = max(int(observed.sum()), 1)
-        return {c.name.lower(): float(np.sum(self.category == c)) / total
+        return {c.key: float(np.sum(self.category == c)) / total
                 for c in Category if c != Category.UNOBSERVED}
 
 

@@ -90,7 +90,7 @@ def dynamics_galleries(category: np.ndarray, forgetting_events: np.ndarray, k: i
         chosen = select_examples(ids, k, seed=seed, rank=forgetting_events if flip else None)
         rule = (f"the {min(k, ids.size)} of {ids.size} with the most forgetting events (ties: seed {seed})" if flip
                 else f"a uniform draw of {min(k, ids.size)} of {ids.size} (seed {seed})")
-        out.append(Selection(cat.name.lower(), chosen, int(ids.size), rule))
+        out.append(Selection(cat.key, chosen, int(ids.size), rule))
     return out
 
 

@@ -18,6 +18,8 @@ import dataclasses
 
 import numpy as np
 
+from lightning_ddd.analysis._checks import as_bool
+
 
 @dataclasses.dataclass
 class PairStats:
@@ -80,16 +82,6 @@ def stats_from_counts(n11: np.ndarray, n_a: np.ndarray, n_b: np.ndarray, n: np.n
     )
 
 
-def _as_bool(x: np.ndarray, name: str) -> np.ndarray:
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}.")
-    if x.dtype != bool:
-        if not np.isin(x, (0, 1)).all():
-            raise ValueError(f"{name} must hold only 0/1 or booleans.")
-        x = x.astype(bool)
-    return x
-
-
 def error_consistency(a: np.ndarray, b: np.ndarray, *, valid: np.ndarray | None = None) -> PairStats:
     """Error consistency of two correctness vectors.
 
@@ -106,10 +98,10 @@ def error_consistency(a: np.ndarray, b: np.ndarray, *, valid: np.ndarray | None 
         >>> float(error_consistency(np.array([1, 1, 0, 0]), np.array([1, 0, 0, 0])).kappa)
         0.5
     """
-    a, b = _as_bool(a, "a"), _as_bool(b, "b")
+    a, b = as_bool(a, "a"), as_bool(b, "b")
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"a and b must be 1-D of equal length, got {a.shape} and {b.shape}.")
-    v = np.ones_like(a) if valid is None else _as_bool(valid, "valid")
+    v = np.ones_like(a) if valid is None else as_bool(valid, "valid")
     return stats_from_counts(np.sum(a & b & v), np.sum(a & v), np.sum(b & v), np.sum(v))
 
 
@@ -123,7 +115,7 @@ def consistency_matrix(correct: np.ndarray, *, evaluated: np.ndarray | None = No
     Returns:
         :class:`PairStats` of (M, M) arrays; the diagonal compares a run with itself (kappa 1).
     """
-    c = _as_bool(correct, "correct")
+    c = as_bool(correct, "correct")
     if c.ndim != 2:
         raise ValueError(f"correct must be (runs, samples), got shape {c.shape}.")
     if evaluated is None:
@@ -135,7 +127,7 @@ def consistency_matrix(correct: np.ndarray, *, evaluated: np.ndarray | None = No
         n_b = np.broadcast_to(per[None, :], n11.shape)
         n = np.full(n11.shape, c.shape[1], dtype=np.float64)
     else:
-        v = _as_bool(evaluated, "evaluated")
+        v = as_bool(evaluated, "evaluated")
         if v.shape != c.shape:
             raise ValueError(f"evaluated has shape {v.shape}, correct {c.shape}.")
         cv = (c & v).astype(np.float32)

@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from lightning_ddd.analysis.kappa import _as_bool, stats_from_counts
+from lightning_ddd.analysis._checks import as_bool
+from lightning_ddd.analysis.kappa import stats_from_counts
 from lightning_ddd.analysis.planning import (  # noqa: F401 - planning moved there; kept importable from here
     Z95,
     interval_width,
@@ -59,8 +60,8 @@ def pair_counts(correct: np.ndarray, evaluated: np.ndarray | None = None,
     Returns:
         Four (M, M) float64 arrays.
     """
-    c = _as_bool(correct, "correct")
-    v = np.ones_like(c) if evaluated is None else _as_bool(evaluated, "evaluated")
+    c = as_bool(correct, "correct")
+    v = np.ones_like(c) if evaluated is None else as_bool(evaluated, "evaluated")
     if samples is not None:
         keep = np.asarray(samples, bool)
         c, v = c[:, keep], v[:, keep]
@@ -464,8 +465,8 @@ def kappa_difference(correct: np.ndarray, base: int, a: int, b: int, *, evaluate
     Every resample draws the same samples for both kappas, so their shared noise cancels. The p-value is
     two-sided: twice the smaller share of resampled differences on either side of 0.
     """
-    c = _as_bool(correct, "correct")
-    v = np.ones_like(c) if evaluated is None else _as_bool(evaluated, "evaluated")
+    c = as_bool(correct, "correct")
+    v = np.ones_like(c) if evaluated is None else as_bool(evaluated, "evaluated")
     if samples is not None:
         keep = np.asarray(samples, bool)
         c, v = c[:, keep], v[:, keep]

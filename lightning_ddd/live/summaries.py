@@ -1,6 +1,6 @@
 """Live summaries while training: scalars through ``LightningModule.log`` for every logger, W&B media on rank 0.
 
-:class:`LiveSummaries` keeps one :class:`~lightning_ddd.analysis.DynamicsAccumulator` per split (the
+:class:`LiveSummaries` keeps one :class:`~lightning_ddd.analysis.dynamics.DynamicsAccumulator` per split (the
 analysis' own maths, with the analysis' burn-in rule, so the last row's scalars equal the analysis of the
 store), logs the scalars, and hands W&B media (:class:`~lightning_ddd.live.wandb_media.WandbMedia`) to the
 recorder's background thread.

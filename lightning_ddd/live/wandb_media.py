@@ -116,7 +116,7 @@ class WandbMedia:
             }
         if table and self.table_rows:
             ids = self.hard_samples(acc)
-            names = np.array([c.name.lower() for c in Category])
+            names = Category.keys()
             out["table"] = [(int(i), int(targets[i]), int(pred[i]), int(res.forgetting_events[i]),
                              bool(res.category[i] == Category.NEVER_LEARNED), str(names[res.category[i]]))
                             for i in ids]

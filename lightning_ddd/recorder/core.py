@@ -156,7 +156,7 @@ class DecisionRecorderCore:
         log_summaries: log live scalars through ``LightningModule.log`` at each validation epoch end.
         log_prefix: prefix of the logged keys.
         burn_in: rows ignored by the live categories. Default: the analysis' rule
-            (:func:`lightning_ddd.analysis.default_burn_in`): 1 when the split's first row is the untrained
+            (:func:`lightning_ddd.analysis.loading.default_burn_in`): 1 when the split's first row is the untrained
             network (epoch 0), else 0, so the live scalars of a row equal the analysis of the store up to it.
         flip_threshold: forgetting events that make a sample "flip-flopping".
         overwrite: replace an existing store of the same name instead of refusing to start.

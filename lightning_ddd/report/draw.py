@@ -21,8 +21,6 @@ Figures = list[dict[str, str]]
 
 def save_figure(fig: Any, folder: Path, name: str, figures: Figures, caption: str) -> None:
     """Write ``fig`` as PNG (and SVG up to :data:`MAX_SVG_BYTES`) and list it in ``figures``."""
-    import matplotlib.pyplot as plt
-
     folder.mkdir(parents=True, exist_ok=True)
     png = folder / f"{name}.png"
     fig.savefig(png, dpi=110)
@@ -33,7 +31,6 @@ def save_figure(fig: Any, folder: Path, name: str, figures: Figures, caption: st
         entry["svg"] = f"figures/{svg.name}"
     else:
         svg.unlink()
-    plt.close(fig)
     figures.append(entry)
 
 

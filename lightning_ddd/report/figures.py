@@ -1,22 +1,22 @@
 """The paper's figures. Every function takes arrays, draws on ``ax`` (or a new figure), returns ``(fig, ax)``
 and never shows or saves; only the report writes files. Dense artists are rasterised, and large inputs are
 subsampled deterministically, with the subsampling stated in the title.
+
+Figures are :class:`matplotlib.figure.Figure` objects made without pyplot, so importing this module never
+switches the process's backend and a figure is freed when it is no longer referenced.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import matplotlib
-
-matplotlib.use("Agg")
 from typing import Any
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
+import matplotlib
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
 
-from lightning_ddd.analysis.dynamics import Category  # noqa: E402
+from lightning_ddd.analysis.dynamics import Category
 
 CATEGORY_COLORS = {Category.ALWAYS_LEARNED: "#2b8cbe", Category.NEVER_LEARNED: "#d7301f",
                    Category.FLIP_FLOPPING: "#fdae61", Category.OTHER: "#969696"}
@@ -26,8 +26,8 @@ MAX_SCATTER_POINTS = 20000
 
 def _axes(ax, size=(6.4, 4.2)):  # noqa: ANN001, ANN202
     if ax is None:
-        fig, ax = plt.subplots(figsize=size, layout="constrained")
-        return fig, ax
+        fig = Figure(figsize=size, layout="constrained")
+        return fig, fig.subplots()
     return ax.figure, ax
 
 
@@ -118,7 +118,8 @@ def plot_kappa_heatmaps(kappa_all: np.ndarray, kappa_mid: np.ndarray, names: Seq
     """
     m = len(names)
     side = min(4 + 0.25 * m, 8)  # fonts stay legible at any number of runs: ticks thin out instead
-    fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1, side), layout="constrained")
+    fig = Figure(figsize=(2 * side + 1, side), layout="constrained")
+    axes = fig.subplots(1, 2)
     vmin = float(np.nanmin([np.nanmin(kappa_all), np.nanmin(kappa_mid), 0.0]))
     im = None
     for ax, mat, ci, chance, label in ((axes[0], kappa_all, ci_all, chance_all, "all samples"),
@@ -167,7 +168,7 @@ def plot_kappa_to_base(epochs: np.ndarray, kappa: np.ndarray, names: Sequence[st
         if "kappa_in_between" in plus_epochs[0]:
             ax.plot(xs, [p["kappa_in_between"] for p in plus_epochs], "k*:", ms=6, lw=0.8, mfc="white",
                     label=f"{base} +n epochs, in-between samples")
-    colors = plt.cm.tab20(np.linspace(0, 1, max(len(names), 2)))
+    colors = matplotlib.colormaps["tab20"](np.linspace(0, 1, max(len(names), 2)))
     for i, name in enumerate(names):
         if name == base:
             continue
@@ -195,7 +196,7 @@ def plot_data_map(confidence: np.ndarray, variability: np.ndarray, category: np.
     for cat, color in CATEGORY_COLORS.items():
         sel = pick[category[pick] == cat]
         ax.scatter(variability[sel], confidence[sel], s=size, color=color, alpha=0.6, linewidths=0,
-                   label=cat.name.lower().replace("_", " "), rasterized=True)
+                   label=cat.text, rasterized=True)
     ax.set_xlabel("variability (std of true-class probability)")
     ax.set_ylabel("confidence (mean true-class probability)")
     shown = "" if len(pick) == len(ok) else f" ({len(pick)} of {len(ok)} samples)"
@@ -249,8 +250,8 @@ def plot_class_shares(impossible: tuple[Sequence[str], np.ndarray],
     if label_errors is not None:
         panels.append(("known label errors", label_errors, "#756bb1"))
     rows = max(len(p[1][0]) for p in panels)
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 0.28 * max(rows, 4) + 1.4),
-                             layout="constrained", squeeze=False)
+    fig = Figure(figsize=(6.0 * len(panels), 0.28 * max(rows, 4) + 1.4), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (what, (labels, shares), color) in zip(axes[0], panels):
         y = np.arange(len(labels))[::-1]
         ax.barh(y, shares, color=color)

@@ -16,6 +16,8 @@ from typing import Any
 
 from markupsafe import Markup
 
+from lightning_ddd.analysis.difficulty import Difficulty
+
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
@@ -39,7 +41,7 @@ SECTIONS = (("findings", "Findings"), ("key-figures", "Key figures"), ("gallerie
             ("explorer", "Sample explorer"), ("runs", "Runs"), ("statistics", "Tables and statistics"))
 MODEL_SECTIONS = (("findings", "Findings"), ("key-figures", "Key figures"), ("difficulty", "Difficulty"),
                   ("galleries", "Galleries"), ("explorer", "Sample explorer"), ("statistics", "Tables and statistics"))
-CLASSES3 = ("trivial", "in_between", "impossible")
+CLASSES3 = tuple(d.key for d in Difficulty.observed())
 
 
 def _fmt(v: Any) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 
 from lightning_ddd.analysis import align_rows
 from lightning_ddd.analysis.comparison import Comparison
+from lightning_ddd.analysis.difficulty import Difficulty
 from lightning_ddd.analysis.dynamics import Category
 from lightning_ddd.analysis.galleries import (
     GALLERY_SEED,
@@ -33,8 +34,8 @@ from lightning_ddd.report.samples import (
 GROUP_TITLES = {"trivial": "Trivial (every run correct)", "in_between": "In-between",
                 "impossible": "Impossible (every run wrong)", "always_learned": "Always learned",
                 "never_learned": "Never learned", "flip_flopping": "Flip-flopping"}
-DIFFICULTY_CODES = ("trivial", "in_between", "impossible", "unobserved")
-CATEGORY_CODES = tuple(c.name.lower() for c in Category)
+DIFFICULTY_CODES = tuple(Difficulty.keys())
+CATEGORY_CODES = tuple(Category.keys())
 TOP_CLASSES = 15
 
 
@@ -147,7 +148,7 @@ def _write_explorer(c: Comparison, table: dict[str, np.ndarray], folder: Path, s
     columns: dict[str, Any] = {
         "id": table["id"], "target": table["target"],
         "pred": pred if pred is not None else np.full(n, -1),
-        "difficulty": diff.labels if diff is not None else np.full(n, 3),
+        "difficulty": diff.labels if diff is not None else np.full(n, int(Difficulty.UNOBSERVED)),
         "category": np.full(n, int(Category.UNOBSERVED), np.int8) if c.models_only else d.category,
         "k": k if k is not None else np.full(n, -1),
         "forgetting": np.zeros(n, np.int64) if c.models_only else d.forgetting_events,

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lightning_ddd.analysis.comparison import Comparison
+from lightning_ddd.analysis.difficulty import Difficulty
 from lightning_ddd.analysis.dynamics import Category, Dynamics
 
 
@@ -21,7 +22,7 @@ def per_sample_table(ids: np.ndarray, targets: np.ndarray, dynamics: Dynamics, e
     (``inf``), so sorting by it puts the most forgettable samples, never learned ones first, at the top;
     ``observed_forgetting_events`` is the plain count of correct -> wrong transitions.
     """
-    names = np.array([c.name.lower() for c in Category])
+    names = Category.keys()
     first_epoch = np.where(dynamics.first_learned >= 0, epochs[np.clip(dynamics.first_learned, 0, None)], np.nan)
     cols = {
         "id": ids, "target": targets, "category": names[dynamics.category],
@@ -35,8 +36,7 @@ def per_sample_table(ids: np.ndarray, targets: np.ndarray, dynamics: Dynamics, e
     if k is not None:
         cols["k"] = k
     if difficulty is not None:
-        dnames = np.array(["trivial", "in_between", "impossible", "unobserved"])
-        cols["difficulty"] = dnames[difficulty]
+        cols["difficulty"] = Difficulty.keys()[difficulty]
     return cols
 
 
@@ -67,7 +67,7 @@ def models_table(c: Comparison) -> dict[str, np.ndarray]:
     if c.reference is not None:
         cols["k"] = c.reference.k
     if c.difficulty is not None:
-        cols["difficulty"] = np.array(["trivial", "in_between", "impossible", "unobserved"])[c.difficulty.labels]
+        cols["difficulty"] = Difficulty.keys()[c.difficulty.labels]
     for i, name in enumerate(c.names):
         cols[f"correct:{name}"] = np.where(c.matrix.evaluated[i], c.matrix.correct[i].astype(np.int8), -1)
     return cols

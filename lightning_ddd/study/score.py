@@ -257,23 +257,21 @@ def score_ratings(observers: dict[str, list[dict[str, Any]]], design: dict[str, 
 # ------------------------------------------------------------------------------------------ output
 def _figures(summary: dict[str, Any], folder: Path) -> list[dict[str, str]]:
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     folder.mkdir(parents=True, exist_ok=True)
     figs = []
 
     def save(fig: Any, name: str, caption: str) -> None:
         fig.savefig(folder / f"{name}.png", dpi=110)
-        plt.close(fig)
         figs.append({"name": name, "png": f"figures/{name}.png", "caption": caption})
 
     with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
         if summary["experiment"] == "2afc":
             s = summary["score"]
             obs = s["observers"]
-            fig, ax = plt.subplots(figsize=(6.4, 0.3 * max(len(obs), 4) + 1.2), layout="constrained")
+            fig = Figure(figsize=(6.4, 0.3 * max(len(obs), 4) + 1.2), layout="constrained")
+            ax = fig.subplots()
             y = np.arange(len(obs))[::-1]
             acc = np.array([o["accuracy"] if o["accuracy"] is not None else np.nan for o in obs])
             lo = np.array([o["ci_low"] for o in obs])
@@ -289,7 +287,8 @@ def _figures(summary: dict[str, Any], folder: Path) -> list[dict[str, str]]:
             save(fig, "observers", "Accuracy of each observer with its 95 % interval.")
             im = s["images"]
             if im:
-                fig, ax = plt.subplots(figsize=(6.4, 4), layout="constrained")
+                fig = Figure(figsize=(6.4, 4), layout="constrained")
+                ax = fig.subplots()
                 k = np.array([x["k"] for x in im], float)
                 jitter = np.random.default_rng(0).uniform(-0.15, 0.15, k.size)
                 ax.scatter(k + jitter, [x["human_accuracy"] for x in im], s=12, alpha=0.6,
@@ -300,7 +299,8 @@ def _figures(summary: dict[str, Any], folder: Path) -> list[dict[str, str]]:
                 save(fig, "images", "Per image: human accuracy against the networks' k (blue trivial, red impossible).")
         else:
             s = summary["score"]
-            fig, axes = plt.subplots(1, 3, figsize=(13, 4), layout="constrained")
+            fig = Figure(figsize=(13, 4), layout="constrained")
+            axes = fig.subplots(1, 3)
             colors = {"trivial": "#2b8cbe", "in_between": "#969696", "impossible": "#d7301f"}
             for ax, (q, opts) in zip(axes, RATING_OPTIONS.items()):
                 bottom = np.zeros(len(opts))
