@@ -44,7 +44,7 @@ def test_report_and_study_take_images_from_a_folder(tmp_path, capsys):
     from PIL import Image
     from torchvision import transforms
 
-    from lightning_ddd.report.samples import folder_images
+    from lightning_ddd.images import folder_images
 
     files = folder_images(tmp_path / "images")
     view = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224)])

@@ -20,16 +20,8 @@ from lightning_ddd.analysis.galleries import (
     difficulty_galleries,
     dynamics_galleries,
 )
-from lightning_ddd.report.samples import (
-    ThumbnailSource,
-    folder_thumbnails,
-    store_thumbnails,
-    stored_class_names,
-    write_gallery_images,
-    write_rasters,
-    write_samples,
-    write_sprites,
-)
+from lightning_ddd.images import ThumbnailSource, folder_thumbnails, store_thumbnails, stored_class_names
+from lightning_ddd.report.samples import write_gallery_images, write_rasters, write_samples, write_sprites
 
 GROUP_TITLES = {"trivial": "Trivial (every run correct)", "in_between": "In-between",
                 "impossible": "Impossible (every run wrong)", "always_learned": "Always learned",

@@ -142,7 +142,7 @@ def _pool(stores: Sequence[str], opts: StudyOptions) -> tuple[Pool, Any, Any, di
     for cut in runs:
         score += (cut.correct & cut.evaluated).sum(axis=0)
     n = k.size
-    from lightning_ddd.report.samples import ThumbnailSource, folder_thumbnails, store_thumbnails
+    from lightning_ddd.images import ThumbnailSource, folder_thumbnails, store_thumbnails
 
     if opts.images:
         found: ThumbnailSource | None = folder_thumbnails(opts.images, n)
@@ -174,8 +174,8 @@ def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions
         OutputError: ``out`` overlaps an input or is a folder ``study make`` did not make (without ``force``).
     """
     from lightning_ddd.analysis.loading import find_stores
+    from lightning_ddd.images import folder_images
     from lightning_ddd.outputs import atomic_folder, check_folder_output, check_not_input
-    from lightning_ddd.report.samples import folder_images
 
     opts = opts or StudyOptions()
     if opts.experiment not in EXPERIMENTS:
@@ -192,7 +192,7 @@ def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions
         trials = rating_trials(pool, opts.per_class, opts.seed, opts.selection)
         ids = sorted({t["sample_id"] for t in trials})
         text = RATING_TEXT
-    from lightning_ddd.report.samples import stored_class_names
+    from lightning_ddd.images import stored_class_names
 
     names = stored_class_names([t.path for t in runs], opts.split)
     labels = np.asarray(pool.labels)
@@ -223,11 +223,11 @@ def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions
                 samples[str(i)]["image"] = name
             stimuli = f"the original files of {source.where}, uncropped"
         else:
-            import matplotlib.image as mpimg
+            from lightning_ddd.images import save_image
 
             for i, img in zip(ids, source.images(np.array(ids))):
                 name = f"images/{i}.png"
-                mpimg.imsave(tmp / name, img, format="png")
+                save_image(tmp / name, img)
                 samples[str(i)]["image"] = name
             stimuli = (f"the stores' thumbnails ({source.where}; at most 64 px, each contrast-stretched to its "
                        "own range), drawn pixelated, not the networks' full-resolution inputs")
