@@ -10,7 +10,9 @@ Models (``--model``, repeatable):
 * ``torchvision:NAME[:WEIGHTS]`` - torchvision's model zoo, e.g. ``torchvision:resnet50:IMAGENET1K_V2``; the
   weights' own evaluation transforms are used for an ImageFolder (weights come from the torch hub cache;
   nothing is downloaded when the cache has them);
-* ``timm:NAME`` - a timm model with its pretrained weights (when timm is installed);
+* ``timm:NAME[:FILE]`` - a timm model (when timm is installed) with its pretrained weights from timm's cache
+  (``NAME`` may carry timm's weight tag, ``resnet50.fb_swsl_ig1b_ft_in1k``), or from a local weights file;
+  timm's own evaluation transforms for the model are used for an ImageFolder;
 * ``ckpt:PATH:MODULE.CLASS`` - a Lightning checkpoint of the user's LightningModule class;
 * ``torchscript:PATH`` - a TorchScript file.
 
@@ -48,15 +50,15 @@ class ModelSpec:
         """
         kind, _, rest = text.partition(":")
         if kind not in ("torchvision", "timm", "ckpt", "torchscript") or not rest:
-            raise EvaluateError(f"--model {text!r}: use torchvision:NAME[:WEIGHTS], timm:NAME, ckpt:PATH:MODULE.CLASS "
-                                "or torchscript:PATH.")
+            raise EvaluateError(f"--model {text!r}: use torchvision:NAME[:WEIGHTS], timm:NAME[:FILE], "
+                                "ckpt:PATH:MODULE.CLASS or torchscript:PATH.")
         if kind == "ckpt":
             path, sep, cls_path = rest.rpartition(":")
             if not sep or "." not in cls_path:
                 raise EvaluateError(f"--model {text!r}: a checkpoint needs its LightningModule class, "
                                     "ckpt:PATH:MODULE.CLASS.")
             return cls(kind, path, cls_path)
-        if kind == "torchvision":
+        if kind in ("torchvision", "timm"):
             name, _, weights = rest.partition(":")
             return cls(kind, name, weights or None)
         return cls(kind, rest, None)
@@ -96,9 +98,17 @@ def load_model(spec: ModelSpec) -> tuple[Any, dict[str, str], Any]:
         if spec.kind == "timm":
             import timm
 
-            model = timm.create_model(spec.target, pretrained=True)
+            if spec.extra is None:
+                model = timm.create_model(spec.target, pretrained=True)
+                identity = "timm pretrained" + (f" ({spec.target.partition('.')[2]})" if "." in spec.target else "")
+            else:
+                file = Path(spec.extra)
+                if not file.is_file():
+                    raise EvaluateError(f"--model timm:{spec.target}:{spec.extra}: no such weights file.")
+                model = timm.create_model(spec.target, pretrained=True, pretrained_cfg_overlay={"file": str(file)})
+                identity = _file_hash(file)
             cfg = timm.data.resolve_data_config({}, model=model)
-            return model.eval(), {"model": f"timm:{spec.target}", "weights": "timm pretrained"}, \
+            return model.eval(), {"model": f"timm:{spec.target}", "weights": identity}, \
                 timm.data.create_transform(**cfg)
         path = Path(spec.target)
         if not path.is_file():

@@ -191,3 +191,39 @@ def test_trained_runs_and_evaluated_models_in_one_report_are_each_labelled(saved
     page = (rep / "index.html").read_text()
     assert "id='run-kinds'" in page and "torchscript-cnn (evaluated model)" in page and "trained (training run)" in page
     assert "evaluated models at their single evaluation" in page and "<section id='runs'>" in page
+
+
+def test_a_timm_model_with_weights_from_a_file_equals_an_independent_evaluation(tmp_path):
+    """timm:NAME:FILE (issue 24.2): timm's model, the weights in a local file (nothing downloaded), timm's own
+    evaluation transforms on an ImageFolder; the store equals the same model evaluated here by hand."""
+    timm = pytest.importorskip("timm")
+    import matplotlib.image as mpimg
+    import torchvision
+
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        folder = tmp_path / "images" / f"class{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        mpimg.imsave(folder / f"img{i}.png", rng.integers(0, 256, (50, 40, 3), dtype=np.uint8))
+    name = "mobilenetv3_small_050.lamb_in1k"
+    torch.manual_seed(0)
+    weights = tmp_path / "w.pth"
+    torch.save(timm.create_model(name, pretrained=False).state_dict(), weights)
+    out = tmp_path / "zoo"
+    assert main(["evaluate", "--data", f"imagefolder:{tmp_path / 'images'}", "--out", str(out), "--quiet",
+                 "--batch-size", "4", "--model", f"timm:{name}:{weights}"]) == 0
+    (store,) = out.glob("*.h5")
+    s = DecisionStore(store)
+    model = timm.create_model(name, pretrained=False)
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    model.eval()
+    transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))
+    ds = torchvision.datasets.ImageFolder(str(tmp_path / "images"), transform=transform)
+    with torch.no_grad():
+        logits = torch.cat([model(x) for x, _ in torch.utils.data.DataLoader(ds, batch_size=4)])
+    ref = reference_decisions(logits.numpy(), np.array([t for _, t in ds.samples]))
+    np.testing.assert_array_equal(s.read("val", "pred")[0], ref["pred"])
+    np.testing.assert_array_equal(s.read("val", "correct")[0], ref["correct"])
+    np.testing.assert_allclose(s.read("val", "loss")[0], ref["loss"], rtol=1e-4, atol=1e-5)
+    assert s.metadata["evaluation"] == {"model": f"timm:{name}", "weights": s.metadata["evaluation"]["weights"]}
+    assert s.metadata["evaluation"]["weights"].startswith("sha256:")

@@ -76,3 +76,39 @@ def test_run_grid_dry_run_and_slurm(tmp_path):
                     str(tmp_path / "g.sbatch"), "--nodes", "2"], check=True, capture_output=True)
     text = (tmp_path / "g.sbatch").read_text()
     assert "#SBATCH --array=0-26" in text and "--run $RUN" in text and "--nodes=2" in text
+
+
+def test_paper_models_recipe_lists_the_eleven_and_runs_on_a_folder(tmp_path, capsys):
+    """Issue 24.4: the paper's 11 models, each mapped to a zoo spec that `evaluate` accepts, substitutes said;
+    the same recipe on any image folder with the user's models writes the stores and a page about models."""
+    import json
+    import sys
+    from pathlib import Path
+
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "recipes"))
+    import paper_models
+
+    from lightning_ddd.evaluate import ModelSpec
+
+    assert len(paper_models.PAPER_MODELS) == 11
+    for m in paper_models.PAPER_MODELS:
+        ModelSpec.parse(m.spec)
+        assert m.exact or m.why
+    assert paper_models.main(["--imagenet-val", str(tmp_path), "--out", str(tmp_path / "o"), "--dry-run",
+                              "--replace", "CORnet-RT=torchscript:cornet.pt"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("# ") == 11 and "substitute" in out and "--model torchscript:cornet.pt" in out
+    assert "--model torchvision:alexnet" not in out and "lightning-ddd report" in out
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        folder = tmp_path / "images" / f"c{i % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        mpimg.imsave(folder / f"{i}.png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    rc = paper_models.main(["--images", str(tmp_path / "images"), "--out", str(tmp_path / "mine"), "--batch-size",
+                            "3", "--model", "torchvision:resnet18", "--model", "torchvision:squeezenet1_1"])
+    assert rc == 0
+    s = json.loads((tmp_path / "mine" / "report" / "summary.json").read_text())
+    assert s["kind"] == "models" and s["n_runs"] == 2 and s["n_samples"] == 6
