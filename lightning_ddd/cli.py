@@ -497,7 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate given models once each on a dataset: one store per model")
     p.add_argument("--model", action="append", required=True,
-                   help="repeatable: torchvision:NAME[:WEIGHTS], timm:NAME[:FILE], ckpt:PATH:MODULE.CLASS, torchscript:PATH")
+                   help="repeatable: torchvision:NAME[:WEIGHTS], timm:NAME[:FILE], ckpt:PATH:MODULE.CLASS, "
+                        "torchscript:PATH")
     p.add_argument("--data", required=True, help="imagefolder:DIR (torchvision's order) or MODULE:FACTORY")
     p.add_argument("--out", required=True, help="folder of the stores (one per model; evaluated models are skipped)")
     p.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import html
 import json
 import os
 import shutil
@@ -247,8 +246,11 @@ def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions
         tags = jspsych.copy_local(opts.jspsych, tmp) if opts.jspsych else jspsych.cdn_tags()
         title = "Which image is harder?" if opts.experiment == "2afc" else "Describe the images"
         css = CSS.replace("RENDERING", "auto" if opts.images else "pixelated")  # small thumbnails: no smoothing
-        (tmp / "index.html").write_text(
-            "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title>\n" + "\n".join(tags) + f"\n<style>{css}</style></head>\n<body>\n"
-            "<script src='design.js'></script>\n<script src='experiment.js'></script>\n</body></html>\n")
+        from markupsafe import Markup
+
+        from lightning_ddd.report.templates import render
+
+        (tmp / "index.html").write_text(render("study.html.j2", {"title": title, "css": Markup(css),
+                                                                 "tags": [Markup(t) for t in tags]},
+                                               package="lightning_ddd.study"))
     return design

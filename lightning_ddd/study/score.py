@@ -11,7 +11,6 @@ trivial, in-between and impossible images per answer option of each question (th
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import math
@@ -318,45 +317,10 @@ def _figures(summary: dict[str, Any], folder: Path) -> list[dict[str, str]]:
 
 
 def _page(summary: dict[str, Any]) -> str:
-    e = html.escape
-    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>lightning-ddd study results</title>"
-             "<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;padding:.2em .5em}"
-             "img{max-width:100%}.note{background:#fff8e1;padding:.5em 1em}</style></head><body>",
-             f"<h1>Study {e(summary['study_id'])}: {e(summary['experiment'])}</h1>"]
-    for note in summary["notes"]:
-        parts.append(f"<p class='note'>{e(note)}</p>")
-    s = summary["score"]
-    if summary["experiment"] == "2afc":
-        parts.append(f"<p class='how-built'>{e(summary['how_built'])}</p>")
-        parts.append(f"<p>{s['n_observers']} observers, {s['n_pairs']} main pairs. Mean accuracy "
-                     f"<b>{_pct(s['mean_accuracy'])}</b> (range {_pct(s['min_accuracy'])} to "
-                     f"{_pct(s['max_accuracy'])})"
-                     + ("; the paper: 81.4 % (71.8 to 88.6 %)" if "paper" in s else "") + ".</p>")
-        if "error_consistency" in s:
-            parts.append(f"<p>Mean error consistency between observers: <b>&kappa; = "
-                         f"{s['error_consistency']['mean_kappa']:.3f}</b>"
-                         + (" (the paper: 0.587)" if "paper" in s else "") + ".</p>")
-        rows = "".join(f"<tr><td>{e(o['participant'])}</td><td>{o['trials']}</td><td>{o['correct']}</td>"
-                       f"<td>{_pct(o['accuracy'])}</td><td>{_pct(o['ci_low'])} – {_pct(o['ci_high'])}</td>"
-                       f"<td>{o['p_value']:.2g}</td></tr>" for o in s["observers"])
-        parts.append("<table><tr><th>observer</th><th>trials</th><th>correct</th><th>accuracy</th>"
-                     f"<th>95 % interval (Wilson)</th><th>p (binomial, vs 50 %)</th></tr>{rows}</table>")
-        if "error_consistency" in s:
-            ec = s["error_consistency"]
-            names = ec["observers"]
-            head = "".join(f"<th>{e(n)}</th>" for n in names)
-            body = "".join("<tr><th>" + e(a) + "</th>" + "".join(
-                f"<td>{ec['kappa'][i][j]:.3f}</td>" if i != j else "<td></td>" for j in range(len(names))) + "</tr>"
-                for i, a in enumerate(names))
-            parts.append(f"<h2>Error consistency between observers</h2><table><tr><th></th>{head}</tr>{body}</table>")
-    else:
-        parts.append(f"<p>{s['n_observers']} observers.</p>")
-    for f in summary["figures"]:
-        parts.append(f"<figure><img src='{e(f['png'])}' alt='{e(f['caption'])}'><figcaption>{e(f['caption'])}"
-                     "</figcaption></figure>")
-    parts.append("<p>Numbers: <a href='summary.json'>summary.json</a>.</p></body></html>")
-    return "\n".join(parts)
+    """The results page from the scored summary (a Jinja template with autoescaping)."""
+    from lightning_ddd.report.templates import render
+
+    return render("score.html.j2", {"summary": summary}, package="lightning_ddd.study")
 
 
 def _clean(x: Any) -> Any:

@@ -1,22 +1,32 @@
-"""The package's HTML templates (report page, study pages), rendered by Jinja with autoescaping on."""
+"""The package's HTML templates (the report page here, the study's pages in ``lightning_ddd/study/templates``),
+rendered by Jinja with autoescaping on: every value is escaped unless marked safe (:class:`markupsafe.Markup`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Any:
+@cache
+def _environment(package: str) -> Any:
     import jinja2
 
-    return jinja2.Environment(loader=jinja2.PackageLoader("lightning_ddd.report", "templates"),
-                              autoescape=True, undefined=jinja2.ChainableUndefined, keep_trailing_newline=True)
+    return jinja2.Environment(loader=jinja2.PackageLoader(package, "templates"), autoescape=True,
+                              undefined=jinja2.ChainableUndefined, keep_trailing_newline=True)
 
 
-def render(name: str, context: dict[str, Any], *, filters: dict[str, Callable[..., Any]] | None = None) -> str:
-    """Render template ``name`` with ``context``; ``filters`` are added to the environment first."""
-    env = _environment()
+def render(name: str, context: dict[str, Any], *, filters: dict[str, Callable[..., Any]] | None = None,
+           package: str = "lightning_ddd.report") -> str:
+    """Render template ``name`` of ``package``'s ``templates/`` folder with ``context``.
+
+    Args:
+        name: the template's file name.
+        context: its variables.
+        filters: filters added to the environment first.
+        package: the package whose ``templates/`` folder holds it.
+    """
+    env = _environment(package)
     env.filters.update(filters or {})
     return str(env.get_template(name).render(**context))

@@ -1,0 +1,1 @@
+"""The study's HTML templates (the study page and the results page)."""
