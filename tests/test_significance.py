@@ -7,18 +7,17 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from lightning_ddd.analysis.differences import kappa_difference
+from lightning_ddd.analysis.planning import interval_width, samples_for_width
 from lightning_ddd.analysis.significance import (
     adjust_pvalues,
     copy_probability,
     debiased_kappa,
     exact_independence_test,
-    interval_width,
-    kappa_difference,
     klein_independence_test,
     klein_matrix_test,
     klein_null_kappas,
     pair_counts,
-    samples_for_width,
     significance_matrix,
 )
 

@@ -17,6 +17,7 @@ from lightning_ddd.analysis.consistency import (
     consistency_to_base,
     pairwise_consistency,
 )
+from lightning_ddd.analysis.differences import kappa_difference
 from lightning_ddd.analysis.difficulty import (
     Difficulty,
     DifficultyResult,
@@ -39,7 +40,7 @@ from lightning_ddd.analysis.loading import (
     upto_row,
 )
 from lightning_ddd.analysis.planning import samples_for_difference, samples_for_power
-from lightning_ddd.analysis.significance import Significance, kappa_difference, significance_matrix
+from lightning_ddd.analysis.significance import Significance, significance_matrix
 
 __all__ = [
     "Category", "CompareOptions", "Comparison", "ConsistencyResult", "Difficulty", "DifficultyResult", "Dynamics",

@@ -28,6 +28,14 @@ from lightning_ddd.analysis.comparison_parts import (
     plus_epochs,
     short_in_between_note,
 )
+from lightning_ddd.analysis.comparison_runs import (
+    KIND_EVALUATED,
+    KIND_TRAINED,
+    choose_rows,
+    coverage_notes,
+    pending_notes,
+    run_summaries,
+)
 from lightning_ddd.analysis.consistency import (
     ConsistencyResult,
     condition_consistency,
@@ -44,17 +52,13 @@ from lightning_ddd.analysis.difficulty import (
     label_error_shares,
     summarize_difficulty,
 )
-from lightning_ddd.analysis.dynamics import summarize_dynamics
 from lightning_ddd.analysis.loading import (
     RunMatrix,
     Trajectory,
     align_rows,
     check_same_dataset,
     load_runs,
-    load_trajectory,
     runs_at_row,
-    training_split,
-    upto_row,
 )
 from lightning_ddd.analysis.significance import significance_matrix
 
@@ -62,8 +66,6 @@ DIFFERENT_DATA = "half data"
 """The condition whose two runs trained on disjoint halves of the data (the paper's "different data"); the
 grid's name for it, and the default of :attr:`CompareOptions.different_data`."""
 
-KIND_TRAINED = "training run"
-KIND_EVALUATED = "evaluated model"
 
 __all__ = [
     "DIFFERENT_DATA", "CompareOptions", "Comparison", "ConditionDifference", "Conditions", "DifferentData",
@@ -250,14 +252,15 @@ def compare_runs(inputs: Sequence[str], options: CompareOptions | None = None) -
     base_i = names.index(base)
     n = int(loaded[0].ids.size)
     keep = _keep(o, n)
-    notes = _pending_notes(loaded, o)
-    m, how, kinds = _choose_rows(loaded, o)
+    notes = pending_notes(loaded, o.progress)
+    m, how, kinds = choose_rows(loaded, o.row, o.epoch, o.epoch_source)
     kind = ("models" if all(k == KIND_EVALUATED for k in kinds) else "training runs"
             if all(k == KIND_TRAINED for k in kinds) else "training runs and evaluated models")
     o.progress(f"comparing {len(loaded)} runs at {m.row} ({how}); per-run outputs use "
                f"{'all recorded rows' if o.all_rows else 'rows up to the comparison epoch'}")
-    notes += _coverage_notes(loaded, n, o)
-    runs = _run_summaries(loaded, m, kinds, base_i, o)
+    notes += coverage_notes(loaded, n, o.progress)
+    runs = run_summaries(loaded, m, kinds, base_i, split=o.split, all_rows=o.all_rows, detail=o.detail,
+                         progress=o.progress)
     c = Comparison(options=o, names=names, base=base, base_index=base_i, n_samples=n, keep=keep, matrix=m, how=how,
                    kind=kind, runs=runs, notes=tuple(notes))
     if len(loaded) < 2:
@@ -279,101 +282,6 @@ def _keep(o: CompareOptions, n: int) -> np.ndarray:
     if o.label_errors is not None and o.exclude_label_errors:
         keep = ~np.asarray(o.label_errors, bool)
     return keep
-
-
-def _pending_notes(runs: Sequence[Trajectory], o: CompareOptions) -> list[str]:
-    from lightning_ddd.store.pending import pending_dir, pending_files
-
-    notes = []
-    for t in runs:
-        pending = len(pending_files(t.path))
-        if pending:
-            msg = (f"Run {t.name!r}: {pending} row(s) pending in {pending_dir(t.path)} are not in this report; run "
-                   f"`lightning-ddd repair {t.path}` to merge them.")
-            notes.append(msg)
-            o.progress(msg)
-    return notes
-
-
-def _choose_rows(runs: Sequence[Trajectory], o: CompareOptions) -> tuple[RunMatrix, str, tuple[str, ...]]:
-    """Each run's comparison row, how it was chosen, and each run's kind."""
-    from lightning_ddd.store import RowFlag
-
-    m = runs_at_row(runs, row=o.row, epoch=o.epoch)
-    if o.row is not None:
-        how = f"row {o.row} of each run (--row)"
-    elif o.epoch is not None:
-        how = f"epoch {o.epoch:g} ({o.epoch_source})"
-    else:
-        how = "the latest epoch every run recorded"
-    kinds = tuple(KIND_EVALUATED if int(t.flags[int(p)]) & RowFlag.EVALUATION else KIND_TRAINED
-                  for t, p in zip(runs, m.rows))
-    if all(k == KIND_EVALUATED for k in kinds):  # pretrained or saved models, each evaluated once
-        how = "a single evaluation of each model (weights not trained by this Trainer)"
-        m = dataclasses.replace(m, row="a single evaluation of each model")
-    elif KIND_EVALUATED in kinds:
-        how += "; evaluated models at their single evaluation"
-    return m, how, kinds
-
-
-def _coverage_notes(runs: Sequence[Trajectory], n: int, o: CompareOptions) -> list[str]:
-    notes = []
-    for t in runs:
-        counts = t.evaluated.sum(axis=1)
-        if (counts < n).any():
-            msg = (f"Run {t.name!r}: {int((counts < n).sum())} of {len(counts)} rows cover only part of the {n} "
-                   f"samples (as few as {int(counts.min())}; e.g. Trainer(limit_val_batches=...)); samples a row "
-                   "did not evaluate are 'not evaluated' there, counted neither right nor wrong.")
-            notes.append(msg)
-            o.progress(msg)
-    return notes
-
-
-def _run_summaries(runs: Sequence[Trajectory], m: RunMatrix, kinds: tuple[str, ...], base_i: int,
-                   o: CompareOptions) -> tuple[RunSummary, ...]:
-    """Per-run dynamics (up to the comparison row unless ``all_rows``); per-sample detail for the first runs."""
-    o.progress(f"per-run dynamics of {len(runs)} runs")
-    order = [base_i] + [i for i in range(len(runs)) if i != base_i]
-    models_only = all(k == KIND_EVALUATED for k in kinds)
-    detailed = set(order[: min(1, o.detail)] if models_only else order[: o.detail])  # models: the base's predictions
-    out = []
-    for i, (t, p) in enumerate(zip(runs, m.rows)):
-        cut = t if o.all_rows else upto_row(t, int(p))
-        detail = None
-        if i in detailed:
-            full = load_trajectory(t.path, o.split)
-            if not o.all_rows:
-                full = upto_row(full, int(p))
-            d = summarize_dynamics(full.correct, full.evaluated, pred=full.pred, prob=full.prob, margin=full.margin,
-                                   burn_in=full.burn_in)
-            training = None if models_only else _training_dynamics(t, None if o.all_rows else float(full.epochs[-1]))
-            detail = RunDetail(trajectory=full, dynamics=d, training=training)
-        else:
-            d = summarize_dynamics(cut.correct, cut.evaluated, pred=cut.pred, burn_in=cut.burn_in)
-        out.append(RunSummary(name=t.name, kind=kinds[i], trajectory=cut, row=int(p), epoch=float(m.epochs[i]),
-                              dynamics=d, detail=detail, evaluated_per_row=t.evaluated.sum(axis=1),
-                              evaluated_at_comparison=int(m.evaluated[i].sum())))
-    return tuple(out)
-
-
-def _training_dynamics(t: Trajectory, upto_epoch: float | None) -> TrainingDynamics | None:
-    """The run's training-split dynamics (data map, AUM, forgetting), up to ``upto_epoch``, if it recorded a
-    training split with probabilities.
-    """
-    from lightning_ddd.store import open_store
-
-    store = open_store(t.path)
-    name = training_split(t.path, store)
-    if name is None:
-        return None
-    tr = load_trajectory(t.path, name, store=store)
-    if upto_epoch is not None:
-        rows = np.flatnonzero(tr.epochs <= upto_epoch + 1e-9)
-        if not rows.size:
-            return None
-        tr = upto_row(tr, int(rows[-1]))
-    return TrainingDynamics(split=name, trajectory=tr, dynamics=summarize_dynamics(
-        tr.correct, tr.evaluated, pred=tr.pred, prob=tr.prob, margin=tr.margin, burn_in=tr.burn_in))
 
 
 def _difficulty(c: Comparison, loaded: Sequence[Trajectory]) -> Comparison:

@@ -13,8 +13,8 @@ from lightning_ddd.analysis.consistency import ConditionConsistency, bootstrap_k
 from lightning_ddd.analysis.dynamics import Dynamics
 from lightning_ddd.analysis.kappa import error_consistency
 from lightning_ddd.analysis.loading import RunMatrix, Trajectory
-from lightning_ddd.analysis.planning import samples_for_power
-from lightning_ddd.analysis.significance import Significance, adjust_pvalues, pair_counts, samples_for_width
+from lightning_ddd.analysis.planning import samples_for_power, samples_for_width
+from lightning_ddd.analysis.significance import Significance, adjust_pvalues, pair_counts
 
 
 @dataclasses.dataclass(frozen=True)

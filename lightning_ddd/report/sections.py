@@ -59,73 +59,78 @@ def write_samples_section(c: Comparison, table: dict[str, np.ndarray], folder: P
         Their description for ``summary.json`` (``class_names``, ``images``, ``galleries``, ``class_shares``,
         ``explorer``).
     """
-    from lightning_ddd.report.draw import save_figure
-    from lightning_ddd.report.figures import plot_class_shares
-
     assert c.base_run.detail is not None
     names = stored_class_names([r.trajectory.path for r in c.runs], c.options.split)
     source, images_info = _source(c, opts)
     out: dict[str, Any] = {"class_names": names is not None, "images": images_info}
     targets = np.asarray(table["target"], np.int64)
-    keep = c.keep
-    label_errors = opts.label_errors
     base = c.base_run.detail
-    d = base.dynamics
     pred = base.trajectory.pred[-1] if base.trajectory.pred is not None and len(base.trajectory.pred) else None
+    out["galleries"] = _galleries(c, folder, source, names, targets, pred, opts)
+    if c.difficulty is not None:
+        out["class_shares"] = _class_shares(c, folder, names, targets, opts.label_errors, figs)
+    if opts.explorer:
+        opts.progress("sample explorer")
+        out["explorer"] = _write_explorer(c, table, folder / "explorer", source, names, pred, opts.label_errors)
+    return out
+
+
+def _galleries(c: Comparison, folder: Path, source: ThumbnailSource | None, names: list[str] | None,
+               targets: np.ndarray, pred: np.ndarray | None, opts: Any) -> dict[str, Any]:
+    """The gallery groups (across runs, and the base run's categories unless models), their images written."""
+    assert c.base_run.detail is not None
+    d = c.base_run.detail.dynamics
     k = c.reference.k if c.reference is not None else None
     m = c.reference.n_runs if c.reference is not None else None
-
+    label_errors = opts.label_errors
     groups: list[tuple[str, Any]] = []
-    diff = c.difficulty
-    if diff is not None:
+    if c.difficulty is not None:
         scope = "across models" if c.models_only else "across runs"
-        groups += [(scope, sel) for sel in difficulty_galleries(diff, opts.gallery_size, keep=keep)]
+        groups += [(scope, sel) for sel in difficulty_galleries(c.difficulty, opts.gallery_size, keep=c.keep)]
     if not c.models_only:  # a single evaluation has no training dynamics
         groups += [(f"base run {c.base}", sel)
                    for sel in dynamics_galleries(d.category, d.forgetting_events, opts.gallery_size)]
     chosen = np.concatenate([sel.ids for _, sel in groups]) if groups else np.zeros(0, np.int64)
     images = write_gallery_images(folder / "galleries", source, chosen) if source is not None else {}
     never = d.category == Category.NEVER_LEARNED
-    galleries = []
+    out = []
     for scope, sel in groups:
-        samples = []
-        for i in sel.ids.tolist():
-            samples.append({
-                "id": int(i), "label": _label(int(targets[i]), names),
-                "pred": _label(int(pred[i]), names) if pred is not None else None,
-                "k": int(k[i]) if k is not None and k[i] >= 0 else None, "of": m,
-                "forgetting": "inf" if never[i] else int(d.forgetting_events[i]),
-                "label_error": bool(label_errors[i]) if label_errors is not None else None,
-                "image": images.get(int(i))})
-        galleries.append({"name": sel.name, "title": GROUP_TITLES[sel.name], "scope": scope, "total": sel.total,
-                          "rule": sel.rule, "samples": samples})
-    out["galleries"] = {"groups": galleries, "seed": GALLERY_SEED, "size": opts.gallery_size,
-                        "with_images": bool(images)}
+        samples = [{"id": int(i), "label": _label(int(targets[i]), names),
+                    "pred": _label(int(pred[i]), names) if pred is not None else None,
+                    "k": int(k[i]) if k is not None and k[i] >= 0 else None, "of": m,
+                    "forgetting": "inf" if never[i] else int(d.forgetting_events[i]),
+                    "label_error": bool(label_errors[i]) if label_errors is not None else None,
+                    "image": images.get(int(i))} for i in sel.ids.tolist()]
+        out.append({"name": sel.name, "title": GROUP_TITLES[sel.name], "scope": scope, "total": sel.total,
+                    "rule": sel.rule, "samples": samples})
+    return {"groups": out, "seed": GALLERY_SEED, "size": opts.gallery_size, "with_images": bool(images)}
 
-    if diff is not None:
-        cs = class_shares(targets, diff.labels, label_errors, keep)
-        top_imp = cs.top("impossible", TOP_CLASSES)
-        label = [f"{_label(int(cl), names)} (n={int(n)})" for cl, n in zip(cs.classes, cs.samples)]
-        entry: dict[str, Any] = {"impossible": [{"class": _label(int(cs.classes[j]), names),
-                                                 "samples": int(cs.samples[j]), "share": float(cs.impossible[j])}
-                                                for j in top_imp]}
-        le = None
-        if label_errors is not None:
-            top_le = cs.top("label_errors", TOP_CLASSES)
-            le = ([label[j] for j in top_le], cs.label_errors[top_le])
-            entry["label_errors"] = [{"class": _label(int(cs.classes[j]), names), "samples": int(cs.samples[j]),
-                                      "share": float(cs.label_errors[j])} for j in top_le]
-        out["class_shares"] = entry
-        if len(cs.classes) > 1:
-            fig, _ = plot_class_shares(([label[j] for j in top_imp], cs.impossible[top_imp]), le)
-            save_figure(fig, folder / "figures", "class_shares", figs,
-                        f"The {len(top_imp)} classes with the largest share of impossible samples"
-                        + (" and of known label errors." if le is not None else "."))
 
-    if opts.explorer:
-        opts.progress("sample explorer")
-        out["explorer"] = _write_explorer(c, table, folder / "explorer", source, names, pred, label_errors)
-    return out
+def _class_shares(c: Comparison, folder: Path, names: list[str] | None, targets: np.ndarray,
+                  label_errors: np.ndarray | None, figs: list[dict[str, str]]) -> dict[str, Any]:
+    """The classes with the largest shares of impossible samples (and of label errors), with their figure."""
+    from lightning_ddd.report.draw import save_figure
+    from lightning_ddd.report.figures import plot_class_shares
+
+    assert c.difficulty is not None
+    cs = class_shares(targets, c.difficulty.labels, label_errors, c.keep)
+    top_imp = cs.top("impossible", TOP_CLASSES)
+    label = [f"{_label(int(cl), names)} (n={int(n)})" for cl, n in zip(cs.classes, cs.samples)]
+    entry: dict[str, Any] = {"impossible": [{"class": _label(int(cs.classes[j]), names),
+                                             "samples": int(cs.samples[j]), "share": float(cs.impossible[j])}
+                                            for j in top_imp]}
+    le = None
+    if label_errors is not None:
+        top_le = cs.top("label_errors", TOP_CLASSES)
+        le = ([label[j] for j in top_le], cs.label_errors[top_le])
+        entry["label_errors"] = [{"class": _label(int(cs.classes[j]), names), "samples": int(cs.samples[j]),
+                                  "share": float(cs.label_errors[j])} for j in top_le]
+    if len(cs.classes) > 1:
+        fig, _ = plot_class_shares(([label[j] for j in top_imp], cs.impossible[top_imp]), le)
+        save_figure(fig, folder / "figures", "class_shares", figs,
+                    f"The {len(top_imp)} classes with the largest share of impossible samples"
+                    + (" and of known label errors." if le is not None else "."))
+    return entry
 
 
 def _write_explorer(c: Comparison, table: dict[str, np.ndarray], folder: Path, source: ThumbnailSource | None,

@@ -160,6 +160,68 @@ def _pool(stores: Sequence[str], opts: StudyOptions) -> tuple[Pool, Any, Any, di
     return Pool(labels, score, usable), source, runs, info
 
 
+def _write_stimuli(tmp: Path, ids: list[int], samples: dict[str, Any], source: Any, opts: StudyOptions) -> str:
+    """Write each sample's stimulus into ``tmp/images`` (the networks' view, the original file, or the store's
+    thumbnail); returns what was shown, in words.
+    """
+    from lightning_ddd.images import folder_images, save_image
+
+    (tmp / "images").mkdir()
+    if opts.images and opts.view is not None:
+        files = folder_images(opts.images)
+        for i in ids:
+            name = f"images/{i}.png"
+            network_view(files[i], *opts.view).save(tmp / name, format="PNG")
+            samples[str(i)]["image"] = name
+        return (f"what the networks saw: the images of {source.where}, shorter side resized to "
+                f"{opts.view[0]} px, central {opts.view[1]} x {opts.view[1]} px, not normalised")
+    if opts.images:
+        files = folder_images(opts.images)
+        for i in ids:
+            name = f"images/{i}{files[i].suffix.lower()}"
+            shutil.copyfile(files[i], tmp / name)
+            samples[str(i)]["image"] = name
+        return f"the original files of {source.where}, uncropped"
+    for i, img in zip(ids, source.images(np.array(ids))):
+        name = f"images/{i}.png"
+        save_image(tmp / name, img)
+        samples[str(i)]["image"] = name
+    return (f"the stores' thumbnails ({source.where}; at most 64 px, each contrast-stretched to its "
+            "own range), drawn pixelated, not the networks' full-resolution inputs")
+
+
+def _write_page(tmp: Path, opts: StudyOptions) -> None:
+    """The experiment's script and ``index.html`` (jsPsych local or from the CDN with integrity hashes)."""
+    from importlib.resources import files as package_files
+
+    from markupsafe import Markup
+
+    from lightning_ddd.report.templates import render
+
+    script = package_files("lightning_ddd.study").joinpath("experiment.js").read_text()
+    (tmp / "experiment.js").write_text(script)
+    tags = jspsych.copy_local(opts.jspsych, tmp) if opts.jspsych else jspsych.cdn_tags()
+    title = "Which image is harder?" if opts.experiment == "2afc" else "Describe the images"
+    css = CSS.replace("RENDERING", "auto" if opts.images else "pixelated")  # small thumbnails: no smoothing
+    (tmp / "index.html").write_text(render("study.html.j2", {"title": title, "css": Markup(css),
+                                                             "tags": [Markup(t) for t in tags]},
+                                           package="lightning_ddd.study"))
+
+
+def _samples(ids: list[int], pool: Pool, runs: Any, info: dict[str, Any], split: str) -> dict[str, Any]:
+    """Each shown sample's k, difficulty and label."""
+    from lightning_ddd.images import stored_class_names
+
+    names = stored_class_names([t.path for t in runs], split)
+    labels = np.asarray(pool.labels)
+    samples: dict[str, Any] = {}
+    for i in ids:
+        target = int(info["targets"][i])
+        samples[str(i)] = {"k": int(info["k"][i]), "difficulty": Difficulty(int(labels[i])).key,
+                           "label": names[target] if names and 0 <= target < len(names) else str(target)}
+    return samples
+
+
 def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions | None = None, *,
                force: bool = False) -> dict[str, Any]:
     """Build a study folder.
@@ -173,7 +235,6 @@ def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions
         OutputError: ``out`` overlaps an input or is a folder ``study make`` did not make (without ``force``).
     """
     from lightning_ddd.analysis.loading import find_stores
-    from lightning_ddd.images import folder_images
     from lightning_ddd.outputs import atomic_folder, check_folder_output, check_not_input
 
     opts = opts or StudyOptions()
@@ -191,45 +252,11 @@ def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions
         trials = rating_trials(pool, opts.per_class, opts.seed, opts.selection)
         ids = sorted({t["sample_id"] for t in trials})
         text = RATING_TEXT
-    from lightning_ddd.images import stored_class_names
-
-    names = stored_class_names([t.path for t in runs], opts.split)
-    labels = np.asarray(pool.labels)
-    difficulty = {Difficulty.TRIVIAL: "trivial", Difficulty.IN_BETWEEN: "in_between",
-                  Difficulty.IMPOSSIBLE: "impossible"}
-    samples: dict[str, Any] = {}
-    for i in ids:
-        target = int(info["targets"][i])
-        samples[str(i)] = {"k": int(info["k"][i]), "difficulty": difficulty[Difficulty(int(labels[i]))],
-                           "label": names[target] if names and 0 <= target < len(names) else str(target)}
+    samples = _samples(ids, pool, runs, info, opts.split)
     body = {"experiment": opts.experiment, "trials": trials, "samples": sorted(samples)}
     study_id = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
     with atomic_folder(out, "study make") as tmp:
-        (tmp / "images").mkdir()
-        if opts.images and opts.view is not None:
-            files = folder_images(opts.images)
-            for i in ids:
-                name = f"images/{i}.png"
-                network_view(files[i], *opts.view).save(tmp / name, format="PNG")
-                samples[str(i)]["image"] = name
-            stimuli = (f"what the networks saw: the images of {source.where}, shorter side resized to "
-                       f"{opts.view[0]} px, central {opts.view[1]} x {opts.view[1]} px, not normalised")
-        elif opts.images:
-            files = folder_images(opts.images)
-            for i in ids:
-                name = f"images/{i}{files[i].suffix.lower()}"
-                shutil.copyfile(files[i], tmp / name)
-                samples[str(i)]["image"] = name
-            stimuli = f"the original files of {source.where}, uncropped"
-        else:
-            from lightning_ddd.images import save_image
-
-            for i, img in zip(ids, source.images(np.array(ids))):
-                name = f"images/{i}.png"
-                save_image(tmp / name, img)
-                samples[str(i)]["image"] = name
-            stimuli = (f"the stores' thumbnails ({source.where}; at most 64 px, each contrast-stretched to its "
-                       "own range), drawn pixelated, not the networks' full-resolution inputs")
+        stimuli = _write_stimuli(tmp, ids, samples, source, opts)
         design = {"study_id": study_id, "experiment": opts.experiment, "trials": trials, "samples": samples,
                   "break_every": opts.break_every, "seed": opts.seed, "tolerance": opts.tolerance,
                   "split": opts.split, "comparison": info["row"], "runs": info["runs"], "n_runs": info["n_runs"],
@@ -239,18 +266,5 @@ def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions
                   "jspsych": {a.package: a.version for a in jspsych.ASSETS}}
         (tmp / "design.json").write_text(json.dumps(design, indent=1))
         (tmp / "design.js").write_text("window.DDD_STUDY = " + json.dumps(design) + ";\n")
-        from importlib.resources import files as package_files
-
-        script = package_files("lightning_ddd.study").joinpath("experiment.js").read_text()
-        (tmp / "experiment.js").write_text(script)
-        tags = jspsych.copy_local(opts.jspsych, tmp) if opts.jspsych else jspsych.cdn_tags()
-        title = "Which image is harder?" if opts.experiment == "2afc" else "Describe the images"
-        css = CSS.replace("RENDERING", "auto" if opts.images else "pixelated")  # small thumbnails: no smoothing
-        from markupsafe import Markup
-
-        from lightning_ddd.report.templates import render
-
-        (tmp / "index.html").write_text(render("study.html.j2", {"title": title, "css": Markup(css),
-                                                                 "tags": [Markup(t) for t in tags]},
-                                               package="lightning_ddd.study"))
+        _write_page(tmp, opts)
     return design
