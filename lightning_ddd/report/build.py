@@ -9,76 +9,39 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from lightning_ddd.analysis.comparison import DIFFERENT_DATA, CompareOptions, Comparison, compare_runs
+from lightning_ddd.analysis.comparison import CompareOptions, Comparison, compare_runs
 from lightning_ddd.report.summary import summarize, to_json
 
 
-@dataclasses.dataclass
-class ReportOptions:
-    """What the report analyses.
+@dataclasses.dataclass(frozen=True)
+class ReportOptions(CompareOptions):
+    """What the report analyses and shows: every :class:`~lightning_ddd.analysis.comparison.CompareOptions`
+    field (split, comparison row or epoch, tolerance, base, conditions, label errors, reference runs, bootstrap,
+    significance, ...), and these.
 
     Attributes:
-        split: split name.
-        row: row position for cross-run comparisons (default: the comparison epoch below).
-        epoch: epoch for cross-run comparisons; default the latest epoch every run recorded.
-        tolerance: t for trivial / impossible (0 strict, 1 "all but one").
-        base: base run name (default: the first run).
-        conditions: run name -> condition; ``"auto"`` strips a trailing ``-<n>``/``_<n>``; None: one per run.
-        label_errors: optional (N,) label-error mask.
-        exclude_label_errors: drop label errors from every cross-run statistic.
-        reference: stores whose k defines trivial / impossible (default: the runs themselves).
-        n_boot: bootstrap resamples for intervals.
         per_run_limit: runs (the base first) that get per-run figures.
-        seed: bootstrap seed.
-        null_draws: null kappas per pair for Klein et al.'s test against independence (0: skip it).
-        p_adjust: correction of the pairs' p-values, ``"holm"`` or ``"bh"``.
-        all_rows: per-run outputs (categories, forgetting, first-learned, data maps, AUM, samples.csv) use
-            every recorded row instead of the rows up to the comparison epoch.
-        epoch_source: where ``epoch`` came from, for the page (``"--epoch"``, ``"conditions file"``).
         gallery_size: examples per gallery.
         images: an ImageFolder-style folder of the split's images, for stores without thumbnails.
         explorer: write the sample explorer (sprite sheets and trajectories beside the page).
-        progress: called with progress messages.
-        different_data: the condition whose two runs trained on disjoint data (the paper's "different data").
         aum_threshold: the AUM cut-off to draw (Pleiss et al.: the 99th percentile of threshold samples' AUM);
             default 0.
     """
 
-    split: str = "val"
-    row: int | None = None
-    epoch: float | None = None
-    tolerance: int = 0
-    base: str | None = None
-    conditions: dict[str, str] | str | None = None
-    label_errors: np.ndarray | None = None
-    exclude_label_errors: bool = False
-    reference: Sequence[str] | None = None
-    n_boot: int = 1000
     per_run_limit: int = 3
-    seed: int = 0
-    null_draws: int = 10_000
-    p_adjust: str = "holm"
-    all_rows: bool = False
-    epoch_source: str = "--epoch"
     gallery_size: int = 24
     images: str | None = None
     explorer: bool = True
-    progress: Callable[[str], None] = lambda msg: None
-    different_data: str | None = DIFFERENT_DATA
     aum_threshold: float | None = None
 
     def comparison(self) -> CompareOptions:
-        """The comparison these options ask for."""
-        names = {f.name for f in dataclasses.fields(CompareOptions)}
-        values = {k: v for k, v in dataclasses.asdict(self).items() if k in names}
-        values["label_errors"] = self.label_errors  # not copied by asdict
-        return CompareOptions(**values, detail=max(1, self.per_run_limit))
+        """The comparison these options ask for (per-sample detail for the first ``per_run_limit`` runs)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(CompareOptions)}
+        return CompareOptions(**{**values, "detail": max(1, self.per_run_limit)})
 
 
 def _per_sample_source(c: Comparison) -> dict[str, Any]:
