@@ -67,7 +67,7 @@ def check_splits(splits: object, train_split: str) -> None:
 
 def check_configuration(*, precision: str, outputs: str, locking: object, splits: object, train_split: str,
                          burn_in: int | None, flip_threshold: int, wandb: WandbOptions, class_names: object,
-                         pending_timeout: float) -> None:
+                         pending_timeout: float, evaluation: object = None) -> None:
     """Check the whole configuration in one place, before anything runs; one clear line per problem.
 
     Raises:
@@ -93,3 +93,6 @@ def check_configuration(*, precision: str, outputs: str, locking: object, splits
             or (isinstance(class_names, dict) and all(isinstance(v, (list, tuple)) for v in class_names.values()))):
         raise ValueError("DecisionRecorder(class_names=...) must be a list of strings (index = class) or a dict "
                          f"of such lists by split name, got {type(class_names).__name__}.")
+    if evaluation is not None and not (isinstance(evaluation, dict) and isinstance(evaluation.get("model"), str)):
+        raise ValueError("DecisionRecorder(evaluation=...) takes a dict with at least 'model' (the model's name) "
+                         f"and optionally 'weights' (a weights tag or file hash), got {evaluation!r}.")

@@ -181,13 +181,13 @@ class DecisionRecorderCore:
             "thumbnails_max_mb": thumbnails_max_mb})
         check_configuration(precision=precision, outputs=outputs, locking=locking, splits=splits,
                              train_split=train_split, burn_in=burn_in, flip_threshold=flip_threshold,
-                             wandb=self.wandb, class_names=class_names, pending_timeout=pending_timeout)
+                             wandb=self.wandb, class_names=class_names, pending_timeout=pending_timeout,
+                             evaluation=evaluation)
         self.dirpath = Path(dirpath)
         self.run_name = run_name
         self.splits = list(splits) if splits is not None else None
         self.module = module
-        self.record_loss = record_loss
-        self.record_margin = record_margin
+        self.record_loss, self.record_margin = record_loss, record_margin
         self.precision = precision
         self.log_summaries = log_summaries
         self.log_prefix = log_prefix
@@ -200,24 +200,27 @@ class DecisionRecorderCore:
         self.pending_timeout = float(pending_timeout)
         self.outputs = outputs
         self.class_names = class_names
-        if evaluation is not None and not (isinstance(evaluation, dict) and isinstance(evaluation.get("model"), str)):
-            raise ValueError("DecisionRecorder(evaluation=...) takes a dict with at least 'model' (the model's "
-                             "name) and optionally 'weights' (a weights tag or file hash), got "
-                             f"{evaluation!r}.")
         self.evaluation = dict(evaluation) if evaluation is not None else None
+        self._compose()
+
+    def _compose(self) -> None:
+        """The recorder's parts, from its configuration: the store session, live summaries, forward capture,
+        split recorders, and the one-time warnings' state.
+        """
         self._warned_thumbnails: set[str] = set()
         self._warned_repeats: set[str] = set()
-        self._session = StoreSession(self.dirpath, run_name, precision=precision, locking=locking,
-                                     overwrite=overwrite, burn_in=burn_in, flip_threshold=flip_threshold,
+        self._session = StoreSession(self.dirpath, self.run_name, precision=self.precision, locking=self.locking,
+                                     overwrite=self.overwrite, burn_in=self.burn_in,
+                                     flip_threshold=self.flip_threshold,
                                      extra_metadata={"evaluation": self.evaluation} if self.evaluation else None)
-        self._live = LiveSummaries(prefix=log_prefix, log=log_summaries, burn_in=burn_in,
-                                   flip_threshold=flip_threshold, wandb=self.wandb)
+        self._live = LiveSummaries(prefix=self.log_prefix, log=self.log_summaries, burn_in=self.burn_in,
+                                   flip_threshold=self.flip_threshold, wandb=self.wandb)
         self._capture = ForwardCapture()
         self._finder: HeadFinder | None = None
         self._head: str | None = None  # the submodule found by itself when the LightningModule is never called
         self._head_settled = False
         self._val: dict[int, SplitRecorder] = {}
-        self._train = SplitRecorder(train_split, train=True)
+        self._train = SplitRecorder(self.train_split, train=True)
         self._recording = False
         self._train_active = False
         self._warned_calls = False
@@ -285,16 +288,7 @@ class DecisionRecorderCore:
         logits = logits_from_output(outputs, size)
         if logits is None:
             logits = logits_from_forward(captured, size)
-            calls = self._capture.calls - (1 if captured is not None and self._capture.last_was(outputs) else 0)
-            if calls > 1 and not self._warned_calls:
-                self._warned_calls = True
-                where = self._watched()
-                self._pl.utilities.rank_zero_warn(
-                    f"DecisionRecorder: {where} was called {calls} times in one validation step (test-time "
-                    "augmentation, an ensemble, a model calling itself?); the first call's output is recorded. To "
-                    "record the step's own decision, return its logits from validation_step (a (B, C) tensor or "
-                    "{'logits': ...})."
-                )
+            self._warn_calls(captured, outputs)
         if logits is None:
             where = self._watched() if self.module or self._head else "the LightningModule or any submodule"
             raise ValueError(
@@ -312,6 +306,18 @@ class DecisionRecorderCore:
             )
         return BatchRecord(logits=logits, targets=targets,
                            ids=find_ids(batch, with_index=self._with_index(dataloader_idx)), images=find_images(batch))
+
+    def _warn_calls(self, captured: Any, outputs: Any) -> None:
+        """Warn once when the watched module ran several times in one step (only the first call is recorded)."""
+        calls = self._capture.calls - (1 if captured is not None and self._capture.last_was(outputs) else 0)
+        if calls > 1 and not self._warned_calls:
+            self._warned_calls = True
+            self._pl.utilities.rank_zero_warn(
+                f"DecisionRecorder: {self._watched()} was called {calls} times in one validation step (test-time "
+                "augmentation, an ensemble, a model calling itself?); the first call's output is recorded. To "
+                "record the step's own decision, return its logits from validation_step (a (B, C) tensor or "
+                "{'logits': ...})."
+            )
 
     def _watched(self) -> str:
         name = self.module or self._head
