@@ -185,7 +185,8 @@ def cmd_report(a: argparse.Namespace) -> int:
         print(f"report: {Path(a.out) / 'index.html'}")
         if d:
             f = d["fractions"]
-            print(f"{summary['n_runs']} runs: trivial {100 * f['trivial']:.1f} %, in-between "
+            unit = "models" if summary.get("kind") == "models" else "runs"
+            print(f"{summary['n_runs']} {unit}: trivial {100 * f['trivial']:.1f} %, in-between "
                   f"{100 * f['in_between']:.1f} %, impossible {100 * f['impossible']:.1f} % "
                   f"(t = {summary['tolerance']})")
     return 0

@@ -129,7 +129,7 @@ def test_a_torchvision_model_on_an_image_folder_in_torchvisions_order(tmp_path, 
     assert s.class_names("val") == ["class0", "class1"]
 
 
-def test_the_report_speaks_of_models_and_its_numbers_equal_an_independent_evaluation(saved, tmp_path):
+def test_the_report_speaks_of_models_and_its_numbers_equal_an_independent_evaluation(saved, tmp_path, capsys):
     import json
 
     folder, models = saved
@@ -139,7 +139,9 @@ def test_the_report_speaks_of_models_and_its_numbers_equal_an_independent_evalua
                  "--model", f"torchscript:{models['mlp'][1]}",
                  "--model", f"ckpt:{models['wide'][0]}:lightning_ddd.demo.models.DigitsClassifier"]) == 0
     rep = tmp_path / "report"
+    capsys.readouterr()
     assert main(["report", str(out), "--out", str(rep), "--quiet", "--bootstrap", "50", "--null-draws", "100"]) == 0
+    assert "\n3 models: trivial " in capsys.readouterr().out  # the one-line summary speaks of models
     s = json.loads((rep / "summary.json").read_text())
     assert s["kind"] == "models" and set(s["run_kinds"].values()) == {"evaluated model"}
     assert s["comparison"]["epoch"] is None and s["row"] == "a single evaluation of each model"
