@@ -28,6 +28,8 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from typing_extensions import override
+
 
 class EvaluateError(ValueError):
     """A model or dataset that cannot be evaluated (one line)."""
@@ -164,9 +166,11 @@ def _wrap(model: Any) -> Any:
             super().__init__()
             self.model = model
 
+        @override
         def forward(self, x: Any) -> Any:
             return self.model(x)
 
+        @override
         def validation_step(self, batch: Any, batch_idx: int) -> Any:
             return self(batch[0])
 

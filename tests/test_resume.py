@@ -71,5 +71,5 @@ def test_moved_store_directory_warns(tmp_path):
     import lightning.pytorch as pl
 
     with pytest.warns(UserWarning, match="dirpath moved"):
-        rec._resolve_store(pl.Trainer(logger=False, accelerator="cpu"), torch.nn.Linear(1, 1))
+        rec.on_fit_start(pl.Trainer(logger=False, accelerator="cpu"), torch.nn.Linear(1, 1))
     assert rec.store_path == tmp_path / "new" / "x.h5"

@@ -29,7 +29,7 @@ class ForwardCapture:
         self.handle: Any = None
         self.target: torch.nn.Module | None = None
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         return {"active": False, "output": None, "last": None, "calls": 0, "handle": None, "target": None}
 
     def attach(self, module: torch.nn.Module) -> None:

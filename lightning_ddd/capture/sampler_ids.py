@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import BatchSampler, DistributedSampler, Sampler, SequentialSampler
+from typing_extensions import override
 
 from lightning_ddd.capture.extract import MISSING_IDS_HINT
 from lightning_ddd.lightning_compat import wrapped_sampler
@@ -95,6 +96,7 @@ class RecordingSampler(Sampler):
         self.inner = inner
         self.drawn: collections.deque[int] = collections.deque()
 
+    @override
     def __iter__(self) -> Iterator[Any]:
         self.drawn.clear()
         for index in self.inner:

@@ -80,6 +80,7 @@ class SeededEpochSampler(torch.utils.data.Sampler[int]):
     def __len__(self) -> int:
         return len(self.subset)
 
+    @override
     def __iter__(self):  # noqa: ANN204
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         perm = torch.randperm(len(self.subset), generator=g).numpy()

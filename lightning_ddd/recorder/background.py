@@ -26,10 +26,10 @@ class BackgroundJobs:
         self._error: BaseException | None = None
         self._lock = threading.Lock()
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         return {}
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
         self._fresh()
 
     def _run(self) -> None:

@@ -38,7 +38,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def run_metadata(trainer: Any, pl_module: Any) -> dict[str, Any]:
+def run_metadata(trainer: Any, pl_module: Any) -> dict[str, object]:
     """Collect run metadata: hyperparameters, model class, seed, versions, world size, start time."""
     try:  # LightningCLI adds its internal "_instantiator": not a hyperparameter of the user's
         hparams = {k: v for k, v in dict(pl_module.hparams).items() if not str(k).startswith("_")}

@@ -58,7 +58,7 @@ class SplitRecorder:
         self.epoch_thumbs: tuple[np.ndarray, np.ndarray] | None = None
         self.class_names: list[str] | None = None
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         return {"name": self.name, "train": self.train, "buffer": None, "ids_source": None, "with_index": False,
                 "num_classes": 0, "thumbs": None, "thumb_options": None, "thumb_saved": None, "thumb_note": None,
                 "epoch_thumbs": None, "class_names": None}

@@ -418,3 +418,32 @@ class StoreSession:
     def close_jobs(self) -> None:
         """Finish the queued jobs and stop the background thread."""
         self.jobs.close()
+
+    def close(self, global_zero: bool, timeout: float) -> None:
+        """At the end of a stage: finish queued jobs; on rank 0, retry what is left for up to ``timeout`` seconds
+        (:meth:`finish`) and give up the store's claim.
+        """
+        self.close_jobs()
+        if global_zero:
+            self.finish(timeout)
+            self.release()
+
+    def abandon(self, global_zero: bool) -> bool:
+        """After an exception: finish queued writes (a failure is only warned about: the exception matters
+        more); on rank 0, remove a store that holds nothing trained (and the folders this run created for it)
+        and give up the claim.
+
+        Returns:
+            True if the store was removed.
+        """
+        try:
+            self.flush()
+        except Exception as err:  # noqa: BLE001 - the original exception matters more
+            warnings.warn(f"DecisionRecorder: a queued write failed too: {err!r}", stacklevel=3)
+        if not global_zero:
+            return False
+        discarded = self.discard_if_untrained()
+        self.release()
+        if discarded:
+            self.remove_created_folders()
+        return discarded

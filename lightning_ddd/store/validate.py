@@ -93,8 +93,8 @@ class CheckedStore:
         splits: complete splits by name.
     """
 
-    attrs: dict[str, Any]
-    metadata: dict[str, Any]
+    attrs: dict[str, object]
+    metadata: dict[str, object]
     splits: dict[str, CheckedSplit]
 
 
@@ -121,7 +121,7 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"holds {name}")
 
 
-def parse_metadata(raw: Any, where: str) -> dict[str, Any]:
+def parse_metadata(raw: Any, where: str) -> dict[str, object]:
     """Parse the ``metadata`` attribute: a JSON object with finite numbers.
 
     Raises:
@@ -142,7 +142,7 @@ def parse_metadata(raw: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _check_root(f: h5py.File, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _check_root(f: h5py.File, where: str) -> tuple[dict[str, object], dict[str, object]]:
     if _text(f.attrs.get("format")) != fmt.FORMAT_NAME:
         raise StoreFormatError(f"{where} is an HDF5 file but not a lightning-ddd decision store (no 'format' "
                                f"attribute {fmt.FORMAT_NAME!r}).")
@@ -153,7 +153,7 @@ def _check_root(f: h5py.File, where: str) -> tuple[dict[str, Any], dict[str, Any
     if version > fmt.FORMAT_VERSION:
         raise StoreFormatError(f"{where} has store format version {version}; this lightning-ddd reads up to "
                                f"{fmt.FORMAT_VERSION}. Upgrade lightning-ddd (pip install -U lightning-ddd).")
-    attrs: dict[str, Any] = {}
+    attrs: dict[str, object] = {}
     for key, value in f.attrs.items():
         attrs[key] = value.decode(errors="replace") if isinstance(value, bytes) else value
     attrs["format_version"] = version

@@ -1,44 +1,38 @@
 """Append-only, crash-safe writer of a decision store.
 
-Every change is copy-on-write: the store is copied, the row is written into the copy (data, then its
-``committed`` marker), the copy is flushed, fsynced and atomically renamed over the store, and the folder is
-fsynced. A kill at any moment leaves either the old store or the new one, both whole; a reader that holds the
-file keeps its snapshot and never blocks a write. When the store cannot take a row (the disk lacks room for
-the copy, the folder turned read-only), the row is parked in a durable side file
-(:mod:`lightning_ddd.store.pending`) and every writer that opens the store later appends the side files
-first, in order; a row that not even a side file can hold stays in memory (:attr:`StoreWriter.pending_rows`),
-is retried in order, and is reported by :meth:`StoreWriter.close` and at interpreter exit if never written.
+Every change is copy-on-write (:mod:`lightning_ddd.store.copy_on_write`): the store is copied, the row is
+written into the copy (data, then its ``committed`` marker), the copy is flushed, fsynced and atomically renamed
+over the store, and the folder is fsynced. A kill at any moment leaves either the old store or the new one, both
+whole; a reader that holds the file keeps its snapshot and never blocks a write. When the store cannot take a
+row (the disk lacks room for the copy, the folder turned read-only), the row is parked in a durable side file
+(:mod:`lightning_ddd.store.pending`) and every writer that opens the store later appends the side files first,
+in order (:mod:`lightning_ddd.store.replay`); a row that not even a side file can hold stays in memory
+(:attr:`StoreWriter.pending_rows`), is retried in order, and is reported by :meth:`StoreWriter.close` and at
+interpreter exit if never written.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import shutil
 import sys
-import threading
-import time
 import warnings
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
 
 from lightning_ddd.store import format as fmt
+from lightning_ddd.store.copy_on_write import create, rewrite
 from lightning_ddd.store.errors import StoreFormatError, StoreMismatchError, permission_denied
 from lightning_ddd.store.pending import (
-    SideFileError,
-    fsync_path,
-    load_side_file,
     pending_dir,
-    pending_files,
     save_side_file,
 )
+from lightning_ddd.store.replay import SideFileReplay
 from lightning_ddd.store.row import Row
 from lightning_ddd.store.row_io import (
     append_row,
@@ -48,19 +42,6 @@ from lightning_ddd.store.row_io import (
     split_complete,
     validate_row,
 )
-
-
-def _finite(value: Any) -> Any:
-    """The metadata with NaN and infinities as strings: the metadata attribute is strict JSON."""
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, np.generic):
-        return _finite(value.item())
-    return value
 
 
 class StoreWriter:
@@ -91,7 +72,7 @@ class StoreWriter:
         *,
         run_name: str,
         run_id: str,
-        metadata: dict[str, Any] | None = None,
+        metadata: dict[str, object] | None = None,
         float_dtype: str = "float32",
         locking: bool | str = "best-effort",
     ) -> None:
@@ -106,10 +87,10 @@ class StoreWriter:
         self._held: list[Row] = []
         self._problem: str | None = None
         self._last_in_store: tuple[str, int] | None = None
-        self._refused: dict[Path, str] = {}
+        self._side_files = SideFileReplay(self.path, run_id, float_dtype)
         _LIVE_WRITERS.add(self)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         _LIVE_WRITERS.add(self)
 
@@ -123,31 +104,8 @@ class StoreWriter:
     def _file(self, mode: str) -> h5py.File:
         return h5py.File(self.path, mode, locking=self.locking)
 
-    @contextlib.contextmanager
-    def _rewrite(self) -> Iterator[h5py.File]:
-        """Every change goes to a copy of the store that then replaces it atomically (copy, change, flush,
-        fsync, rename, fsync the folder).
-
-        HDF5 changes a file in place and a kill during a write can leave it half-updated: a B-tree node split
-        half written can unlink an earlier, committed row's chunk, or the superblock's end-of-file can lag
-        behind the data. With the copy, a kill at any moment leaves either the old store or the new one, both
-        whole. Readers keep reading the file they opened; a reader holding the store open never blocks a
-        write. Cost: one copy of the store per row, in the recorder's background writer (about 80 ms for
-        37 MB: 50,000 samples x 91 rows with all fields).
-        """
-        target = self.path.resolve()
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-        try:
-            shutil.copyfile(target, tmp)
-            shutil.copymode(target, tmp)
-            with h5py.File(tmp, "a", locking=self.locking) as f:
-                yield f
-            fsync_path(tmp)
-            os.replace(tmp, target)
-            fsync_path(target.parent)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+    def _rewrite(self) -> contextlib.AbstractContextManager[h5py.File]:
+        return rewrite(self.path, self.locking)
 
     def open(self) -> dict[str, int]:
         """Create the store, or check an existing one and drop its uncommitted rows; replay side files.
@@ -188,7 +146,8 @@ class StoreWriter:
                         else:
                             drop_uncommitted(f[fmt.SPLITS_GROUP][split])
         else:
-            self._create()
+            create(self.path, {"run_name": self.run_name, "run_id": self.run_id, "metadata": self.metadata},
+                   self.locking)
         self.replay_pending()  # side files first, in order, before any new row
         return self.committed_counts()
 
@@ -196,25 +155,6 @@ class StoreWriter:
         """The number of committed rows per split in the store file."""
         with self._file("r") as f:
             return {s: int(np.sum(g["committed"][()] == 1)) for s, g in f[fmt.SPLITS_GROUP].items()}
-
-    def _create(self) -> None:
-        """Create an empty store atomically: written and fsynced under a temporary name, then renamed, so a
-        kill during creation leaves either no store or a complete one.
-        """
-        for stale in self.path.parent.glob(f".{self.path.name}.tmp-*"):
-            stale.unlink(missing_ok=True)  # left by a creation that was killed
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        with h5py.File(tmp, "w", locking=self.locking) as f:
-            f.attrs["format"] = fmt.FORMAT_NAME
-            f.attrs["format_version"] = fmt.FORMAT_VERSION
-            f.attrs["run_name"] = self.run_name
-            f.attrs["run_id"] = self.run_id
-            f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            f.attrs["metadata"] = json.dumps(_finite(self.metadata), default=str, sort_keys=True, allow_nan=False)
-            f.create_group(fmt.SPLITS_GROUP)
-        fsync_path(tmp)
-        os.replace(tmp, self.path)
-        fsync_path(self.path.parent)
 
     # ------------------------------------------------------------------ reading back
     def last_step(self, split: str) -> int | None:
@@ -396,69 +336,16 @@ class StoreWriter:
     # ------------------------------------------------------------------ side files
     def pending_files(self) -> list[Path]:
         """Every side file of the store, oldest step first (including those :attr:`refused_side_files`)."""
-        return pending_files(self.path)
+        return self._side_files.files()
 
     def waiting_files(self) -> list[Path]:
         """The side files still to be appended, oldest step first (those this writer refused left out)."""
-        return [p for p in self.pending_files() if p not in self._refused]
+        return self._side_files.waiting()
 
     @property
     def refused_side_files(self) -> dict[Path, str]:
         """Side files left in place because they can never be appended to this store, with the reason."""
-        return {p: why for p, why in self._refused.items() if p.exists()}
-
-    def _replay_one(self, f: h5py.File, path: Path) -> str | None:
-        """Append one side file's row to the open copy ``f``.
-
-        Returns:
-            ``"merged"``, ``"duplicate"`` (its row is already in the store), ``"gone"`` (merged meanwhile by
-            another writer), or None after recording why the file was refused.
-        """
-        try:
-            row, run_id = load_side_file(path)
-            validate_row(row)
-        except FileNotFoundError:
-            return "gone"
-        except (SideFileError, ValueError) as err:
-            self._refused[path] = f"unreadable: {err}"
-            return None
-        if run_id and self.run_id and run_id != self.run_id:
-            self._refused[path] = f"parked by another run (id {run_id}; this store's run is {self.run_id})"
-            return None
-        group = f[fmt.SPLITS_GROUP].get(row.split)
-        if group is not None and split_complete(group):
-            r = drop_uncommitted(group)
-            if r and (int(group["global_step"][r - 1]), float(group["epoch"][r - 1])) == (row.global_step, row.epoch):
-                return "duplicate"  # appended before a crash that kept the side file
-        try:
-            append_row(f, row, self.path, self.float_dtype)
-        except StoreMismatchError as err:
-            self._refused[path] = str(err)
-            return None
-        return "merged"
-
-    def _drop_replayed(self, outcome: dict[Path, str | None]) -> Path:
-        """Delete the side files whose rows are in the store (only once it has replaced the old one), and the
-        emptied folder; returns the folder.
-        """
-        for path, what in outcome.items():
-            if what in ("merged", "duplicate"):
-                path.unlink(missing_ok=True)
-        folder = pending_dir(self.path)
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-        return folder
-
-    def _announce_replay(self, merged: int, refused: dict[Path, str], folder: Path) -> None:
-        """One line for the rows appended, one naming the side files refused."""
-        if merged:
-            warnings.warn(f"lightning-ddd: appended {merged} row(s) parked in {str(folder)!r} to {str(self.path)!r} "
-                          "before any new row.", stacklevel=3)
-        if refused:
-            names = "; ".join(f"{p.name}: {why}" for p, why in refused.items())
-            warnings.warn(f"lightning-ddd: left {len(refused)} side file(s) in {str(folder)!r} that cannot be "
-                          f"appended to {str(self.path)!r} ({names}); move them away once you have checked them.",
-                          stacklevel=3)
+        return self._side_files.refused_existing()
 
     def replay_pending(self, quiet: bool = False, announce: bool = True) -> bool:
         """Append the rows parked in side files, oldest first, in one copy-on-write change.
@@ -484,23 +371,19 @@ class StoreWriter:
                               f"{str(self.path)!r}, but only {self._free_bytes() / 2**20:.1f} MiB are free.",
                               stacklevel=2)
             return False
-        refused_before = set(self._refused)
-        outcome: dict[Path, str | None] = {}
+        before = set(self._side_files.refused)
         try:
             with self._rewrite() as f:
-                for path in files:
-                    outcome[path] = self._replay_one(f, path)
+                outcome = self._side_files.append_all(f, files)
         except (OSError, RuntimeError) as err:
-            for path in set(self._refused) - refused_before:
-                del self._refused[path]  # decided inside a copy that was thrown away
+            self._side_files.forget(before)
             if not quiet:
                 warnings.warn(f"lightning-ddd: {len(files)} row(s) still wait in side files to be appended to "
                               f"{str(self.path)!r} ({err}).", stacklevel=2)
             return False
-        folder = self._drop_replayed(outcome)
+        folder = self._side_files.drop_appended(outcome)
         if announce:
-            refused = {p: why for p, why in self._refused.items() if p not in refused_before}
-            self._announce_replay(sum(what == "merged" for what in outcome.values()), refused, folder)
+            self._side_files.announce(outcome, before, folder)
         return True
 
     def _store_bytes(self) -> int:
