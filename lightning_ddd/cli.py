@@ -13,10 +13,13 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from lightning_ddd.cli_common import UserError, progress_printer
 from lightning_ddd.cli_plan import cmd_plan
+
+if TYPE_CHECKING:
+    from lightning_ddd.study.documents import RatingsScore, TwoAfcScore
 
 __all__ = ["UserError", "build_parser", "cmd_plan", "main"]
 
@@ -334,6 +337,10 @@ def cmd_study_make(a: argparse.Namespace) -> int:
     return 0
 
 
+def _percent(v: float | None) -> str:
+    return "–" if v is None or not math.isfinite(v) else f"{100 * v:.1f} %"
+
+
 def cmd_study_score(a: argparse.Namespace) -> int:
     """``lightning-ddd study score``: score a study's result files."""
     from lightning_ddd.study.score import score_study
@@ -343,14 +350,15 @@ def cmd_study_score(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps(summary, indent=1, default=str))
         return 0
-    s = summary["score"]
     if summary["experiment"] == "2afc":
-        ec = s.get("error_consistency", {}).get("mean_kappa")
-        print(f"{s['n_observers']} observers: mean accuracy {100 * s['mean_accuracy']:.1f} % (range "
-              f"{100 * s['min_accuracy']:.1f} to {100 * s['max_accuracy']:.1f} %)"
+        s = cast("TwoAfcScore", summary["score"])
+        ec = s["error_consistency"]["mean_kappa"] if "error_consistency" in s else None
+        print(f"{s['n_observers']} observers: mean accuracy {_percent(s.get('mean_accuracy'))} (range "
+              f"{_percent(s.get('min_accuracy'))} to {_percent(s.get('max_accuracy'))})"
               + (f"; mean error consistency {ec:.3f}" if ec is not None else ""))
     else:
-        print(f"{s['n_observers']} observers rated {len(s['counts'])} questions")
+        r = cast("RatingsScore", summary["score"])
+        print(f"{r['n_observers']} observers rated {len(r['counts'])} questions")
     for note in summary["notes"]:
         print(f"note: {note}", file=sys.stderr)
     print(f"results: {Path(a.out) / 'index.html'}")

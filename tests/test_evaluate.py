@@ -4,6 +4,7 @@ model failing in one line without losing the others."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -12,10 +13,12 @@ import pytest
 import torch
 from eval_data import digits_val
 from helpers import digits_loaders, reference_decisions, trainer
+from typed_json import check
 
 from lightning_ddd import DecisionRecorder, DecisionStore
 from lightning_ddd.cli import main
 from lightning_ddd.demo.models import DigitsClassifier
+from lightning_ddd.report.summary_types import Summary
 from lightning_ddd.store import RowFlag
 
 sys.path.insert(0, str(Path(__file__).parent))  # eval_data importable by name, as a user's module would be
@@ -130,7 +133,6 @@ def test_a_torchvision_model_on_an_image_folder_in_torchvisions_order(tmp_path, 
 
 
 def test_the_report_speaks_of_models_and_its_numbers_equal_an_independent_evaluation(saved, tmp_path, capsys):
-    import json
 
     folder, models = saved
     out = tmp_path / "zoo"
@@ -143,6 +145,7 @@ def test_the_report_speaks_of_models_and_its_numbers_equal_an_independent_evalua
     assert main(["report", str(out), "--out", str(rep), "--quiet", "--bootstrap", "50", "--null-draws", "100"]) == 0
     assert "\n3 models: trivial " in capsys.readouterr().out  # the one-line summary speaks of models
     s = json.loads((rep / "summary.json").read_text())
+    assert check(s, Summary) == []  # the models' page holds to summary.json's types too
     assert s["kind"] == "models" and set(s["run_kinds"].values()) == {"evaluated model"}
     assert s["comparison"]["epoch"] is None and s["row"] == "a single evaluation of each model"
     refs = [_reference(models[n][2])["correct"] for n in ("cnn", "wide", "mlp")]  # the stores' order: by name
@@ -174,7 +177,6 @@ def test_the_report_speaks_of_models_and_its_numbers_equal_an_independent_evalua
 
 
 def test_trained_runs_and_evaluated_models_in_one_report_are_each_labelled(saved, tmp_path):
-    import json
 
     folder, models = saved
     out = tmp_path / "zoo"

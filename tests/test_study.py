@@ -12,10 +12,12 @@ import pytest
 from scipy import stats
 from sklearn.metrics import cohen_kappa_score
 from synthetic_stores import write_store
+from typed_json import check
 
 from lightning_ddd.analysis.difficulty import Difficulty
 from lightning_ddd.cli import main
 from lightning_ddd.study.design import DesignError, Pool, rating_trials, two_afc_trials
+from lightning_ddd.study.documents import Design, StudySummary
 from lightning_ddd.study.score import binomial_p_value, wilson_interval
 
 
@@ -143,7 +145,9 @@ def test_scores_equal_independent_references(study):
     out = tmp / "scored"
     assert main(["study", "score", str(tmp / "p1.csv"), str(tmp / "p2.json"), str(tmp / "p3.csv"),
                  "--study", str(study["dir"]), "--out", str(out), "--bootstrap", "100"]) == 0
-    s = json.loads((out / "summary.json").read_text())["score"]
+    whole = json.loads((out / "summary.json").read_text())
+    assert check(whole, StudySummary) == [] and check(study["design"], Design) == []  # the documents' types
+    s = whole["score"]
     obs = {o["participant"]: o for o in s["observers"]}
     assert obs["p3"]["accuracy"] == 1.0 and obs["p3"]["trials"] == 30
     for who, rows in (("p1", r1), ("p2", r2)):

@@ -20,9 +20,11 @@ import pytest
 from browser import browser_page, need_browser
 from sklearn.metrics import cohen_kappa_score
 from synthetic_stores import write_store
+from typed_json import check
 
 from lightning_ddd.cli import main
 from lightning_ddd.study import jspsych
+from lightning_ddd.study.documents import Design, StudySummary
 from lightning_ddd.study.score import read_results
 
 
@@ -221,7 +223,9 @@ def test_ratings_experiment_in_the_browser(study, tmp_path):
     assert download is not None
     assert main(["study", "score", str(tmp_path / "rater.csv"), "--study", str(out), "--out",
                  str(tmp_path / "scored")]) == 0
-    s = json.loads((tmp_path / "scored" / "summary.json").read_text())["score"]
+    whole = json.loads((tmp_path / "scored" / "summary.json").read_text())
+    assert check(whole, StudySummary) == [] and check(design, Design) == []  # the documents' types
+    s = whole["score"]
     kind = {t["sample_id"]: t["difficulty"] for t in design["trials"]}
     for option in ("0", "1", "2", "3"):
         ids = [i for i, n in answers.items() if n == int(option)]

@@ -14,11 +14,14 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
 from lightning_ddd.grid import GridRunner, RunSpec, conditions_of, paper_grid
+
+if TYPE_CHECKING:
+    from lightning_ddd.report.summary_types import DifferentData, Summary
 
 DEMO_BASE: dict[str, Any] = {"arch": "mlp", "width": 16, "lr": 0.02, "optimizer": "sgd", "batch_size": 32,
                              "init_seed": 0, "order_seed": 0, "subset": "all", "epochs": 12, "milestones": [6, 9],
@@ -82,7 +85,39 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="lightning")
 
 
-def summarize_demo(summary: dict[str, Any], epochs: int, plus: int) -> dict[str, Any]:
+class KappaChange(TypedDict):
+    """Kappa with the base run on all samples and on the in-between samples only."""
+
+    kappa_all: float | None
+    kappa_in_between: float | None
+
+
+class DemoFindings(TypedDict, total=False):
+    """What the demo found (:func:`summarize_demo`), and where its files are (:func:`run_demo`)."""
+
+    n_runs: int
+    epoch: int
+    accuracy_mean: float
+    accuracy_min: float
+    accuracy_max: float
+    strict: dict[str, float]
+    all_but_one: dict[str, float]
+    binomial_all_correct: float
+    binomial_all_wrong: float
+    observed_all_correct: float
+    observed_all_wrong: float
+    total_variation: float
+    per_condition: dict[str, KappaChange]
+    plus_epochs: dict[str, KappaChange]
+    different_data: DifferentData
+    left_out: str
+    stores: str
+    report: str
+    seconds: float
+    text: str
+
+
+def summarize_demo(summary: Summary, epochs: int, plus: int) -> DemoFindings:
     """The demo's findings, read from the report's summary (``summary.json``): accuracy, trivial / in-between /
     impossible (strict and all but one), kappa by condition with the base, "+n epochs", "different data".
     """
@@ -90,13 +125,15 @@ def summarize_demo(summary: dict[str, Any], epochs: int, plus: int) -> dict[str,
     cond_all, cond_mid = summary["conditions"]["all"], summary["conditions"]["in_between"]
     names = cond_all["conditions"]
     b = names.index("base")
-    per_condition = {c: {"kappa_all": cond_all["mean"][b][i], "kappa_in_between": cond_mid["mean"][b][i]}
-                     for i, c in enumerate(names) if c != "base"}
-    plus_n = {f"+{p['n']:g}": {"kappa_all": p["kappa_all"], "kappa_in_between": p["kappa_in_between"]}
-              for p in summary.get("plus_epochs", []) if p["n"] in {1, plus}}
+    per_condition: dict[str, KappaChange] = {
+        c: {"kappa_all": cond_all["mean"][b][i], "kappa_in_between": cond_mid["mean"][b][i]}
+        for i, c in enumerate(names) if c != "base"}
+    plus_n: dict[str, KappaChange] = {
+        f"+{p['n']:g}": {"kappa_all": p["kappa_all"], "kappa_in_between": p["kappa_in_between"]}
+        for p in summary.get("plus_epochs", []) if p["n"] in {1, plus}}
     dd = summary.get("different_data")
-    different_data = ({"runs": dd["runs"], "kappa_all": dd["kappa_all"], "kappa_in_between": dd["kappa_in_between"]}
-                      if dd else {})
+    different_data: DifferentData = (
+        {"runs": dd["runs"], "kappa_all": dd["kappa_all"], "kappa_in_between": dd["kappa_in_between"]} if dd else {})
     b_ = summary["binomial"]
     return {"n_runs": summary["n_runs"], "epoch": epochs, "accuracy_mean": float(np.mean(acc)),
             "accuracy_min": float(np.min(acc)), "accuracy_max": float(np.max(acc)),
@@ -107,7 +144,7 @@ def summarize_demo(summary: dict[str, Any], epochs: int, plus: int) -> dict[str,
             "different_data": different_data, "left_out": LEFT_OUT}
 
 
-def describe(s: dict[str, Any]) -> str:
+def describe(s: DemoFindings) -> str:
     """The demo's findings as text."""
     st, ab = s["strict"], s["all_but_one"]
     lines = [
@@ -136,7 +173,7 @@ def describe(s: dict[str, Any]) -> str:
 
 
 def run_demo(out: str | Path = "ddd-demo", *, epochs: int | None = None, quick: bool = False, seed: int = 0,
-             progress: Callable[[str], None] = lambda msg: None, report: bool = True) -> dict[str, Any]:
+             progress: Callable[[str], None] = lambda msg: None, report: bool = True) -> DemoFindings:
     """Train the grid, record every run, write the report and summarise the findings.
 
     Args:

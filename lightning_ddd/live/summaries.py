@@ -71,7 +71,7 @@ class LiveSummaries:
         self.live: dict[str, DynamicsAccumulator] = {}
         self.epochs: dict[str, list[float]] = {}
         self.failed_items: set[str] = set()
-        self.outbox: collections.deque[tuple[Any, dict[str, Any]]] = collections.deque()  # thread-safe, picklable
+        self.outbox: collections.deque[tuple[Any, dict[str, object]]] = collections.deque()  # thread-safe, picklable
         self.table_pending: dict[str, tuple[Any, EpochArrays]] = {}
         self.media_calls: dict[str, int] = {}
         self.store: Path | None = None
@@ -153,7 +153,7 @@ class LiveSummaries:
         step = int(trainer.global_step)
         submit(lambda: self._emit(logger, prepared, dataset, step))
 
-    def _emit(self, logger: Any, prepared: dict[str, Any], dataset: Any, step: int) -> None:
+    def _emit(self, logger: Any, prepared: dict[str, object], dataset: Any, step: int) -> None:
         """Build a snapshot's media (any thread) and queue them for the training thread."""
         payload, failed = self.media.build(prepared, dataset, step, self.prefix, self.store)
         for key, err in failed.items():

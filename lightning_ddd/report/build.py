@@ -11,10 +11,10 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from lightning_ddd.analysis.comparison import CompareOptions, Comparison, compare_runs
 from lightning_ddd.report.summary import summarize, to_json
+from lightning_ddd.report.summary_types import Summary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +44,7 @@ class ReportOptions(CompareOptions):
         return CompareOptions(**{**values, "detail": max(1, self.per_run_limit)})
 
 
-def _per_sample_source(c: Comparison) -> dict[str, Any]:
+def _per_sample_source(c: Comparison) -> dict[str, str | None]:
     """Which split the per-sample training-dynamics scores come from, in words for the page."""
     base = c.base_run.detail
     split = c.options.split
@@ -66,7 +66,7 @@ def _per_sample_source(c: Comparison) -> dict[str, Any]:
 
 
 def build_report(inputs: Sequence[str], out: str | os.PathLike, opts: ReportOptions | None = None, *,
-                 force: bool = False) -> dict[str, Any]:
+                 force: bool = False) -> Summary:
     """Analyse the stores and write the report folder atomically.
 
     Args:

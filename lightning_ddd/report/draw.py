@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from lightning_ddd.analysis.comparison import Comparison, RunSummary
+from lightning_ddd.report.summary_types import Figure, Summary
 
 MAX_SVG_BYTES = 2 * 1024 * 1024
-Figures = list[dict[str, str]]
+Figures = list[Figure]
 
 
 def save_figure(fig: Any, folder: Path, name: str, figures: Figures, caption: str) -> None:
@@ -24,7 +25,7 @@ def save_figure(fig: Any, folder: Path, name: str, figures: Figures, caption: st
     folder.mkdir(parents=True, exist_ok=True)
     png = folder / f"{name}.png"
     fig.savefig(png, dpi=110)
-    entry = {"name": name, "png": f"figures/{png.name}", "caption": caption}
+    entry: Figure = {"name": name, "png": f"figures/{png.name}", "caption": caption}
     svg = folder / f"{name}.svg"
     fig.savefig(svg)
     if svg.stat().st_size <= MAX_SVG_BYTES:
@@ -34,7 +35,7 @@ def save_figure(fig: Any, folder: Path, name: str, figures: Figures, caption: st
     figures.append(entry)
 
 
-def write_figures(c: Comparison, summary: dict[str, Any], folder: Path,
+def write_figures(c: Comparison, summary: Summary, folder: Path,
                   progress: Callable[[str], None] = lambda msg: None, *, aum_threshold: float | None = None
                   ) -> Figures:
     """Draw every figure of the comparison into ``folder``; returns the figure list (the base run's first).
@@ -97,7 +98,7 @@ def _run_figures(c: Comparison, run: RunSummary, pos: int, folder: Path, figs: F
                     "DecisionRecorder(record_train=True) to draw this map from the training split.")
 
 
-def _cross_run_figures(c: Comparison, summary: dict[str, Any], folder: Path, figs: Figures) -> None:
+def _cross_run_figures(c: Comparison, summary: Summary, folder: Path, figs: Figures) -> None:
     from lightning_ddd.report import figures as F
 
     what = "models" if c.models_only else "runs"

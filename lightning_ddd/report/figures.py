@@ -17,6 +17,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
 from lightning_ddd.analysis.dynamics import Category
+from lightning_ddd.report.summary_types import PlusEpochs
 
 CATEGORY_COLORS = {Category.ALWAYS_LEARNED: "#2b8cbe", Category.NEVER_LEARNED: "#d7301f",
                    Category.FLIP_FLOPPING: "#fdae61", Category.OTHER: "#969696"}
@@ -155,8 +156,8 @@ def plot_kappa_heatmaps(kappa_all: np.ndarray, kappa_mid: np.ndarray, names: Seq
 
 
 def plot_kappa_to_base(epochs: np.ndarray, kappa: np.ndarray, names: Sequence[str], base: str, *,
-                       ci_last: tuple[np.ndarray, np.ndarray] | None = None, plus_epochs: list[dict] | None = None,
-                       ax: Any = None) -> tuple[Any, Any]:
+                       ci_last: tuple[np.ndarray, np.ndarray] | None = None,
+                       plus_epochs: list[PlusEpochs] | None = None, ax: Any = None) -> tuple[Any, Any]:
     """Kappa of each run with the base run per epoch (paper Figure 3), intervals at the last epoch; with
     ``plus_epochs`` also the base with itself n epochs later, drawn at the comparison epoch + n.
     """

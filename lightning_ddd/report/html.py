@@ -17,6 +17,7 @@ from typing import Any
 from markupsafe import Markup
 
 from lightning_ddd.analysis.difficulty import Difficulty
+from lightning_ddd.report.summary_types import DifferentData, Summary
 
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -67,7 +68,7 @@ def _mean_offdiag(matrix: Any) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def _findings(s: dict[str, Any], unit: str) -> list[Markup]:
+def _findings(s: Summary, unit: str) -> list[Markup]:
     items = []
     if "difficulty" in s:
         f = s["difficulty"]["fractions"]
@@ -112,7 +113,7 @@ def _findings(s: dict[str, Any], unit: str) -> list[Markup]:
     return items
 
 
-def _binomial_text(s: dict[str, Any], unit: str) -> Markup:
+def _binomial_text(s: Summary, unit: str) -> Markup:
     if "binomial" not in s:
         return Markup("")
     b = s["binomial"]
@@ -123,8 +124,8 @@ def _binomial_text(s: dict[str, Any], unit: str) -> Markup:
         _fmt(b["observed"][0]), _fmt(b["total_variation"]))
 
 
-def _pair_tables(s: dict[str, Any]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+def _pair_tables(s: Summary) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
     runs = s["runs"]
     if "consistency" not in s or len(runs) > 30:
         return out
@@ -146,7 +147,7 @@ def _pair_tables(s: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _condition_tables(s: dict[str, Any]) -> list[tuple[str, tuple[list[str], list[list[Any]]]]]:
+def _condition_tables(s: Summary) -> list[tuple[str, tuple[list[str], list[list[Any]]]]]:
     out = []
     for key, cc in s.get("conditions", {}).items():
         names = cc["conditions"]
@@ -162,12 +163,20 @@ def _interval(v: Sequence[float | None] | None) -> str:
     return " – ".join(f"{x:.3f}" for x in v) if v and None not in v else "–"  # type: ignore[str-format]
 
 
-def _context(s: dict[str, Any], script: str) -> dict[str, Any]:
+def _different_rows(dd: DifferentData) -> list[list[object]]:
+    rows: list[list[object]] = []
+    if "kappa_all" in dd:
+        rows.append(["all samples", dd["kappa_all"], _interval(dd.get("ci_all"))])
+    if "kappa_in_between" in dd:
+        rows.append(["in-between samples", dd["kappa_in_between"], _interval(dd.get("ci_in_between"))])
+    return rows
+
+
+def _context(s: Summary, script: str) -> dict[str, object]:
     models = s.get("kind") == "models"
     mixed = s.get("kind") == "training runs and evaluated models"
     unit = "model" if models else "run"
     figures = s.get("figures", [])
-    dd = s.get("different_data", {})
     cd = s.get("condition_differences", {})
     le = s.get("label_errors")
     ref = s.get("k", {}).get("reference_runs")
@@ -189,9 +198,7 @@ def _context(s: dict[str, Any], script: str) -> dict[str, Any]:
         if le else [],
         "plus_rows": [[f"+{p['n']:g}", p["epoch"], p.get("kappa_all"), p.get("kappa_in_between")]
                       for p in s.get("plus_epochs", [])],
-        "different_rows": [[label, dd.get(f"kappa_{key}"), _interval(dd.get(f"ci_{key}"))]
-                           for key, label in (("all", "all samples"), ("in_between", "in-between samples"))
-                           if f"kappa_{key}" in dd],
+        "different_rows": _different_rows(s.get("different_data", {})),
         "condition_tables": _condition_tables(s),
         "difference_tables": [(key, [[r["a"], r["b"], r["difference"], r["ci_low"], r["ci_high"], r["p"], r["p_adj"]]
                                      for r in rows]) for key, rows in cd.get("pairs", {}).items()],
@@ -200,7 +207,7 @@ def _context(s: dict[str, Any], script: str) -> dict[str, Any]:
     }
 
 
-def render_html(s: dict[str, Any], script: str | None = None) -> str:
+def render_html(s: Summary, script: str | None = None) -> str:
     """Render the report page from the JSON summary (``script``: the explorer's JavaScript, default the
     package's ``explorer.js``).
     """

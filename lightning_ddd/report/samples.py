@@ -41,7 +41,7 @@ def write_gallery_images(folder: Path, source: ThumbnailSource, ids: np.ndarray)
     return out
 
 
-def write_sprites(folder: Path, source: ThumbnailSource, n: int, chunk: int = 4096) -> dict[str, Any]:
+def write_sprites(folder: Path, source: ThumbnailSource, n: int, chunk: int = 4096) -> dict[str, object]:
     """Sprite sheets of every thumbnail (PNG for small sets, JPEG above 32 MiB raw); returns their layout."""
     folder.mkdir(parents=True, exist_ok=True)
     per = SPRITE_SIDE * SPRITE_SIDE
@@ -66,7 +66,7 @@ def write_sprites(folder: Path, source: ThumbnailSource, n: int, chunk: int = 40
     return {"ext": ext, "h": int(h), "w": int(w), "side": SPRITE_SIDE, "sheets": sheets}
 
 
-def write_rasters(folder: Path, correct: np.ndarray, evaluated: np.ndarray) -> dict[str, Any]:
+def write_rasters(folder: Path, correct: np.ndarray, evaluated: np.ndarray) -> dict[str, object]:
     """Decision trajectories (M, R, N) as two bit planes per sample, correct (and evaluated) then evaluated, one
     bit per run and row each, 1,000 samples per ``r-<n>.js``; returns their layout (``planes``: 2).
     """
@@ -81,7 +81,7 @@ def write_rasters(folder: Path, correct: np.ndarray, evaluated: np.ndarray) -> d
     return {"runs": int(m), "rows": int(r), "bytes": int(packed.shape[1]), "chunk": RASTER_CHUNK, "planes": 2}
 
 
-def write_samples(folder: Path, columns: dict[str, Any], meta: dict[str, Any]) -> None:
+def write_samples(folder: Path, columns: dict[str, object], meta: dict[str, object]) -> None:
     """``explorer/samples.js``: the columns (lists, NaN as null) and the layout, as ``DDD.data``."""
     folder.mkdir(parents=True, exist_ok=True)
 

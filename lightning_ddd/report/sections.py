@@ -22,6 +22,7 @@ from lightning_ddd.analysis.galleries import (
 )
 from lightning_ddd.images import ThumbnailSource, folder_thumbnails, store_thumbnails, stored_class_names
 from lightning_ddd.report.samples import write_gallery_images, write_rasters, write_samples, write_sprites
+from lightning_ddd.report.summary_types import Figure, Summary
 
 GROUP_TITLES = {"trivial": "Trivial (every run correct)", "in_between": "In-between",
                 "impossible": "Impossible (every run wrong)", "always_learned": "Always learned",
@@ -37,7 +38,7 @@ def _label(target: int, names: list[str] | None) -> str:
     return names[target] if names is not None and target < len(names) else str(target)
 
 
-def _source(c: Comparison, opts: Any) -> tuple[ThumbnailSource | None, dict[str, Any]]:
+def _source(c: Comparison, opts: Any) -> tuple[ThumbnailSource | None, dict[str, str | None]]:
     n = c.n_samples
     order = [c.base_index] + [i for i in range(len(c.runs)) if i != c.base_index]
     if opts.images:
@@ -52,7 +53,7 @@ def _source(c: Comparison, opts: Any) -> tuple[ThumbnailSource | None, dict[str,
 
 
 def write_samples_section(c: Comparison, table: dict[str, np.ndarray], folder: Path, opts: Any,
-                          figs: list[dict[str, str]]) -> dict[str, Any]:
+                          figs: list[Figure]) -> Summary:
     """Galleries, the per-class figure and the explorer's files, into the report folder.
 
     Returns:
@@ -62,7 +63,7 @@ def write_samples_section(c: Comparison, table: dict[str, np.ndarray], folder: P
     assert c.base_run.detail is not None
     names = stored_class_names([r.trajectory.path for r in c.runs], c.options.split)
     source, images_info = _source(c, opts)
-    out: dict[str, Any] = {"class_names": names is not None, "images": images_info}
+    out: Summary = {"class_names": names is not None, "images": images_info}
     targets = np.asarray(table["target"], np.int64)
     base = c.base_run.detail
     pred = base.trajectory.pred[-1] if base.trajectory.pred is not None and len(base.trajectory.pred) else None
@@ -76,7 +77,7 @@ def write_samples_section(c: Comparison, table: dict[str, np.ndarray], folder: P
 
 
 def _galleries(c: Comparison, folder: Path, source: ThumbnailSource | None, names: list[str] | None,
-               targets: np.ndarray, pred: np.ndarray | None, opts: Any) -> dict[str, Any]:
+               targets: np.ndarray, pred: np.ndarray | None, opts: Any) -> dict[str, object]:
     """The gallery groups (across runs, and the base run's categories unless models), their images written."""
     assert c.base_run.detail is not None
     d = c.base_run.detail.dynamics
@@ -107,7 +108,7 @@ def _galleries(c: Comparison, folder: Path, source: ThumbnailSource | None, name
 
 
 def _class_shares(c: Comparison, folder: Path, names: list[str] | None, targets: np.ndarray,
-                  label_errors: np.ndarray | None, figs: list[dict[str, str]]) -> dict[str, Any]:
+                  label_errors: np.ndarray | None, figs: list[Figure]) -> dict[str, object]:
     """The classes with the largest shares of impossible samples (and of label errors), with their figure."""
     from lightning_ddd.report.draw import save_figure
     from lightning_ddd.report.figures import plot_class_shares
@@ -116,7 +117,7 @@ def _class_shares(c: Comparison, folder: Path, names: list[str] | None, targets:
     cs = class_shares(targets, c.difficulty.labels, label_errors, c.keep)
     top_imp = cs.top("impossible", TOP_CLASSES)
     label = [f"{_label(int(cl), names)} (n={int(n)})" for cl, n in zip(cs.classes, cs.samples)]
-    entry: dict[str, Any] = {"impossible": [{"class": _label(int(cs.classes[j]), names),
+    entry: dict[str, object] = {"impossible": [{"class": _label(int(cs.classes[j]), names),
                                              "samples": int(cs.samples[j]), "share": float(cs.impossible[j])}
                                             for j in top_imp]}
     le = None
@@ -135,14 +136,14 @@ def _class_shares(c: Comparison, folder: Path, names: list[str] | None, targets:
 
 def _write_explorer(c: Comparison, table: dict[str, np.ndarray], folder: Path, source: ThumbnailSource | None,
                     names: list[str] | None, pred: np.ndarray | None,
-                    label_errors: np.ndarray | None) -> dict[str, Any]:
+                    label_errors: np.ndarray | None) -> dict[str, object]:
     runs = [r.trajectory for r in c.runs]
     n = c.n_samples
     assert c.base_run.detail is not None
     d = c.base_run.detail.dynamics
     diff = c.difficulty
     k = c.reference.k if c.reference is not None else None
-    columns: dict[str, Any] = {
+    columns: dict[str, object] = {
         "id": table["id"], "target": table["target"],
         "pred": pred if pred is not None else np.full(n, -1),
         "difficulty": diff.labels if diff is not None else np.full(n, int(Difficulty.UNOBSERVED)),
@@ -154,7 +155,7 @@ def _write_explorer(c: Comparison, table: dict[str, np.ndarray], folder: Path, s
         "label_error": label_errors.astype(np.int8) if label_errors is not None else np.zeros(n, np.int8),
         "thumb": source.mask.astype(np.int8) if source is not None else np.zeros(n, np.int8),
     }
-    meta: dict[str, Any] = {"classes": names, "difficulty": DIFFICULTY_CODES, "category": CATEGORY_CODES,
+    meta: dict[str, object] = {"classes": names, "difficulty": DIFFICULTY_CODES, "category": CATEGORY_CODES,
                             "of": c.reference.n_runs if c.reference is not None else None, "base": c.base,
                             "runs": list(c.names), "dynamics": not c.models_only}
     if source is not None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from lightning_ddd.analysis.comparison import Comparison
 from lightning_ddd.analysis.consistency import ConsistencyResult
+from lightning_ddd.report.summary_types import Summary
 
 SCHEMA: dict[str, str] = {
     "split": "the compared split",
@@ -74,7 +75,7 @@ def to_json(x: Any) -> Any:
     return x
 
 
-def _pairs(r: ConsistencyResult) -> dict[str, Any]:
+def _pairs(r: ConsistencyResult) -> dict[str, object]:
     s = r.stats
     return {"runs": list(r.runs), "row": r.row, "subset": r.subset, "tolerance": r.tolerance,
             "n_samples": r.n_samples, "n_boot": r.n_boot,
@@ -83,10 +84,12 @@ def _pairs(r: ConsistencyResult) -> dict[str, Any]:
             "expected": s.expected, "kappa_min": s.kappa_min, "kappa_max": s.kappa_max}
 
 
-def summarize(c: Comparison) -> dict[str, Any]:
-    """The comparison's part of ``summary.json`` (the sample sections and figures are added by the report)."""
+def summarize(c: Comparison) -> Summary:
+    """The comparison's part of ``summary.json``, as plain JSON values (the sample sections and figures are added
+    by the report).
+    """
     o = c.options
-    s: dict[str, Any] = {
+    s: dict[str, object] = {
         "split": o.split, "runs": list(c.names), "n_runs": len(c.names), "n_samples": c.n_samples, "base": c.base,
         "tolerance": o.tolerance, "notes": list(c.notes), "label_errors_excluded": int((~c.keep).sum()),
         "run_kinds": {r.name: r.kind for r in c.runs}, "kind": c.kind, "row": c.matrix.row,
@@ -117,17 +120,17 @@ def summarize(c: Comparison) -> dict[str, Any]:
         s["label_errors"] = dataclasses.asdict(c.label_errors)
     _conditions(s, c)
     _over_time(s, c)
-    return s
+    return to_json(s)  # type: ignore[no-any-return]  # the JSON form of exactly these keys: Summary
 
 
-def _run(r: Any) -> dict[str, Any]:
+def _run(r: Any) -> dict[str, object]:
     d = r.dynamics
     return {"epochs": r.trajectory.epochs, "accuracy": d.rows.accuracy, "category_fractions": d.category_fractions(),
             "mean_forgetting_events": float(d.forgetting_events.mean()), "learned": d.rows.learned,
             "forgotten": d.rows.forgotten, "kappa_prev": d.rows.kappa_prev, "pred_changes": d.rows.pred_changes}
 
 
-def _significance(v: Any) -> dict[str, Any]:
+def _significance(v: Any) -> dict[str, object]:
     s = v.result
     entry = {"method": s.method, "n_draws": s.n_draws if v.klein else 0, "p_exact": s.p_exact,
              "p_exact_adj": s.p_exact_adj, "debiased_kappa": s.debiased, "copy_probability": s.copy, "n": s.n,
@@ -139,7 +142,7 @@ def _significance(v: Any) -> dict[str, Any]:
     return entry
 
 
-def _conditions(s: dict[str, Any], c: Comparison) -> None:
+def _conditions(s: dict[str, object], c: Comparison) -> None:
     if c.conditions is None:
         return
     s["conditions"] = {key: dataclasses.asdict(cc) for key, cc in c.conditions.means.items()}
@@ -149,7 +152,7 @@ def _conditions(s: dict[str, Any], c: Comparison) -> None:
             "pairs": {key: [dataclasses.asdict(d) for d in rows] for key, rows in c.conditions.differences.items()}}
 
 
-def _over_time(s: dict[str, Any], c: Comparison) -> None:
+def _over_time(s: dict[str, object], c: Comparison) -> None:
     if c.to_base is not None:
         t = c.to_base
         s["to_base"] = {"epochs": t.epochs, "kappa": t.kappa, "ci_low_last": t.ci_low_last,

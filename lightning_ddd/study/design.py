@@ -24,6 +24,7 @@ import numpy as np
 
 from lightning_ddd.analysis.difficulty import Difficulty
 from lightning_ddd.analysis.galleries import select_examples
+from lightning_ddd.study.documents import Trial
 
 
 class DesignError(ValueError):
@@ -68,7 +69,7 @@ def _too_few(what: str, have: int, need: int, hint: str) -> DesignError:
 
 
 def two_afc_trials(pool: Pool, n_trials: int = 149, n_practice: int = 4, seed: int = 0,
-                   selection: str = "paper") -> list[dict]:
+                   selection: str = "paper") -> list[Trial]:
     """The trials of Experiment 1 (``selection``: ``"paper"``, the paper's uniform draw, or ``"extreme"``).
 
     Returns:
@@ -97,7 +98,7 @@ def two_afc_trials(pool: Pool, n_trials: int = 149, n_practice: int = 4, seed: i
     left_main = left_main[rng.permutation(n_trials)]
     left_prac = rng.random(n_practice) < 0.5
     order = rng.permutation(n_trials)
-    trials: list[dict] = []
+    trials: list[Trial] = []
 
     def add(t: int, i: int, left: bool, practice: bool, pair: str) -> None:
         trials.append({"trial": len(trials), "pair_id": pair, "practice": practice,
@@ -111,7 +112,7 @@ def two_afc_trials(pool: Pool, n_trials: int = 149, n_practice: int = 4, seed: i
     return trials
 
 
-def rating_trials(pool: Pool, per_class: int = 100, seed: int = 0, selection: str = "paper") -> list[dict]:
+def rating_trials(pool: Pool, per_class: int = 100, seed: int = 0, selection: str = "paper") -> list[Trial]:
     """The trials of Experiment 2: one image each, ``trial``, ``sample_id``, ``difficulty``.
 
     Raises:

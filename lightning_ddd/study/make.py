@@ -20,10 +20,11 @@ from lightning_ddd.analysis.comparison import CompareOptions, compare_runs
 from lightning_ddd.analysis.difficulty import Difficulty, check_tolerance
 from lightning_ddd.study import jspsych
 from lightning_ddd.study.design import Pool, rating_trials, two_afc_trials
+from lightning_ddd.study.documents import Design, Sample
 
 EXPERIMENTS = ("2afc", "ratings")
 
-TEXT = {
+TEXT: dict[str, str | list[str]] = {
     "instructions": [
         "<h2>Which image is harder?</h2><p>Several neural networks were trained to recognise the objects in "
         "photographs. In each trial you see two images. The networks recognised one of them correctly and got the "
@@ -36,7 +37,7 @@ TEXT = {
     "question": "<p class='ddd-question'>Which image did the networks get <b>wrong</b>?</p>",
     "keys": "<p class='ddd-keys'>F / &larr; left &nbsp;&nbsp; J / &rarr; right &nbsp;&nbsp; or click</p>",
 }
-RATING_TEXT = {
+RATING_TEXT: dict[str, str | list[str]] = {
     "instructions": [
         "<h2>Describe the images</h2><p>You will see one image at a time and answer three short questions about "
         "it. There are no right or wrong answers.</p>"],
@@ -160,7 +161,7 @@ def _pool(stores: Sequence[str], opts: StudyOptions) -> tuple[Pool, Any, Any, di
     return Pool(labels, score, usable), source, runs, info
 
 
-def _write_stimuli(tmp: Path, ids: list[int], samples: dict[str, Any], source: Any, opts: StudyOptions) -> str:
+def _write_stimuli(tmp: Path, ids: list[int], samples: dict[str, Sample], source: Any, opts: StudyOptions) -> str:
     """Write each sample's stimulus into ``tmp/images`` (the networks' view, the original file, or the store's
     thumbnail); returns what was shown, in words.
     """
@@ -208,13 +209,13 @@ def _write_page(tmp: Path, opts: StudyOptions) -> None:
                                            package="lightning_ddd.study"))
 
 
-def _samples(ids: list[int], pool: Pool, runs: Any, info: dict[str, Any], split: str) -> dict[str, Any]:
+def _samples(ids: list[int], pool: Pool, runs: Any, info: dict[str, Any], split: str) -> dict[str, Sample]:
     """Each shown sample's k, difficulty and label."""
     from lightning_ddd.images import stored_class_names
 
     names = stored_class_names([t.path for t in runs], split)
     labels = np.asarray(pool.labels)
-    samples: dict[str, Any] = {}
+    samples: dict[str, Sample] = {}
     for i in ids:
         target = int(info["targets"][i])
         samples[str(i)] = {"k": int(info["k"][i]), "difficulty": Difficulty(int(labels[i])).key,
@@ -223,7 +224,7 @@ def _samples(ids: list[int], pool: Pool, runs: Any, info: dict[str, Any], split:
 
 
 def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions | None = None, *,
-               force: bool = False) -> dict[str, Any]:
+               force: bool = False) -> Design:
     """Build a study folder.
 
     Returns:
@@ -257,7 +258,8 @@ def make_study(stores: Sequence[str], out: str | os.PathLike, opts: StudyOptions
     study_id = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
     with atomic_folder(out, "study make") as tmp:
         stimuli = _write_stimuli(tmp, ids, samples, source, opts)
-        design = {"study_id": study_id, "experiment": opts.experiment, "trials": trials, "samples": samples,
+        design: Design = {
+                  "study_id": study_id, "experiment": opts.experiment, "trials": trials, "samples": samples,
                   "break_every": opts.break_every, "seed": opts.seed, "tolerance": opts.tolerance,
                   "split": opts.split, "comparison": info["row"], "runs": info["runs"], "n_runs": info["n_runs"],
                   "n_samples": info["n_samples"], "images": source.where, "text": text,

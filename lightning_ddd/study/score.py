@@ -17,9 +17,20 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+
+from lightning_ddd.study.documents import (
+    Design,
+    Observers,
+    ObserverScore,
+    RatingsScore,
+    Response,
+    StudySummary,
+    Trial,
+    TwoAfcScore,
+)
 
 Z95 = 1.959963984540054
 DIFFICULTIES = ("trivial", "in_between", "impossible")
@@ -70,7 +81,7 @@ def _value(v: Any) -> Any:
     return v
 
 
-def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
+def read_results(path: str | os.PathLike) -> list[dict[str, object]]:
     """The trials of one results file (jsPsych CSV or JSON), values typed.
 
     Raises:
@@ -106,7 +117,7 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     return [{h: _value(v) for h, v in zip(header, row)} for row in body]
 
 
-def _check_row(r: dict[str, Any], t: dict[str, Any] | None, task: str, path: Path) -> None:
+def _check_row(r: dict[str, object], t: Trial | None, task: str, path: Path) -> None:
     """Refuse a trial row the design does not have (another study, another version) or a damaged one."""
     n = r.get("trial_number")
     if task != "2afc":
@@ -125,7 +136,7 @@ def _check_row(r: dict[str, Any], t: dict[str, Any] | None, task: str, path: Pat
         raise ResultsError(f"results file {str(path)!r}: trial {n} has no response (0 or 1); the file is damaged.")
 
 
-def _check_once(out: dict[str, list[dict[str, Any]]], path: Path) -> None:
+def _check_once(out: Observers, path: Path) -> None:
     """Refuse a participant who answered a trial twice (two sessions in one file)."""
     for who, trials in out.items():
         seen: set[int] = set()
@@ -136,7 +147,7 @@ def _check_once(out: dict[str, list[dict[str, Any]]], path: Path) -> None:
             seen.add(r["trial_number"])
 
 
-def _trials(rows: list[dict[str, Any]], path: Path, design: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def _trials(rows: list[dict[str, object]], path: Path, design: Design) -> Observers:
     """The study's trials in one file, by participant, checked against the design."""
     task = "2afc" if design["experiment"] == "2afc" else "ratings"
     mine = [r for r in rows if r.get("task") in ("2afc", "ratings")]
@@ -149,26 +160,25 @@ def _trials(rows: list[dict[str, Any]], path: Path, design: dict[str, Any]) -> d
                            f"{', '.join(sorted(ids))}; this study is {design['study_id']}, {design['experiment']}); "
                            "score it with the study folder it was made with.")
     by_trial = {t["trial"]: t for t in design["trials"]}
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: Observers = {}
     for r in mine:
         n = r.get("trial_number")
         _check_row(r, by_trial.get(n) if isinstance(n, int) else None, task, path)
         who = str(r.get("participant", ""))
         if not who:
             raise ResultsError(f"results file {str(path)!r}: trial {n} names no participant; the file is damaged.")
-        out.setdefault(who, []).append(r)
+        out.setdefault(who, []).append(cast(Response, r))  # checked against the design by _check_row
     _check_once(out, path)
     return out
 
 
-def load_observers(results: Sequence[str | os.PathLike], design: dict[str, Any]
-                   ) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+def load_observers(results: Sequence[str | os.PathLike], design: Design) -> tuple[Observers, list[str]]:
     """Every observer's trials, by participant id, and notes (incomplete observers).
 
     Raises:
         ResultsError: a bad file, or one participant in two files.
     """
-    observers: dict[str, list[dict[str, Any]]] = {}
+    observers: Observers = {}
     source: dict[str, str] = {}
     for path in results:
         for who, trials in _trials(read_results(path), Path(path), design).items():
@@ -186,8 +196,7 @@ def load_observers(results: Sequence[str | os.PathLike], design: dict[str, Any]
 
 
 # ------------------------------------------------------------------------------------------ scoring
-def score_2afc(observers: dict[str, list[dict[str, Any]]], design: dict[str, Any], *, n_boot: int = 1000,
-               seed: int = 0) -> dict[str, Any]:
+def score_2afc(observers: Observers, design: Design, *, n_boot: int = 1000, seed: int = 0) -> TwoAfcScore:
     """Experiment 1's statistics (main trials; practice left out)."""
     from lightning_ddd.analysis import pairwise_consistency
 
@@ -196,7 +205,7 @@ def score_2afc(observers: dict[str, list[dict[str, Any]]], design: dict[str, Any
     col = {p: j for j, p in enumerate(pairs)}
     correct = np.zeros((len(names), len(pairs)), bool)
     answered = np.zeros_like(correct)
-    per_observer: list[dict[str, Any]] = []
+    per_observer: list[ObserverScore] = []
     for i, who in enumerate(names):
         main = [r for r in observers[who] if not r.get("practice")]
         for r in main:
@@ -209,7 +218,7 @@ def score_2afc(observers: dict[str, list[dict[str, Any]]], design: dict[str, Any
                              "ci_low": lo, "ci_high": hi, "p_value": binomial_p_value(k, n),
                              "median_rt_ms": float(np.median(rts)) if rts else None})
     acc = [float(o["accuracy"]) for o in per_observer if o["accuracy"] is not None]
-    out: dict[str, Any] = {"observers": per_observer, "n_observers": len(names), "n_pairs": len(pairs),
+    out: TwoAfcScore = {"observers": per_observer, "n_observers": len(names), "n_pairs": len(pairs),
                            "mean_accuracy": float(np.mean(acc)) if acc else None,
                            "min_accuracy": min(acc) if acc else None, "max_accuracy": max(acc) if acc else None}
     if design.get("paper_way"):  # the paper's numbers compare only with a study built as the paper built its own
@@ -235,7 +244,7 @@ def score_2afc(observers: dict[str, list[dict[str, Any]]], design: dict[str, Any
     return out
 
 
-def score_ratings(observers: dict[str, list[dict[str, Any]]], design: dict[str, Any]) -> dict[str, Any]:
+def score_ratings(observers: Observers, design: Design) -> RatingsScore:
     """Experiment 2: per question and answer option, the answers' count and share per difficulty."""
     by_trial = {t["trial"]: t for t in design["trials"]}
     counts = {q: {o: dict.fromkeys(DIFFICULTIES, 0) for o in opts} for q, opts in RATING_OPTIONS.items()}
@@ -254,7 +263,7 @@ def score_ratings(observers: dict[str, list[dict[str, Any]]], design: dict[str, 
 
 
 # ------------------------------------------------------------------------------------------ output
-def _figures(summary: dict[str, Any], folder: Path) -> list[dict[str, str]]:
+def _figures(score: TwoAfcScore | RatingsScore, experiment: str, folder: Path) -> list[dict[str, str]]:
     import matplotlib
     from matplotlib.figure import Figure
 
@@ -266,8 +275,8 @@ def _figures(summary: dict[str, Any], folder: Path) -> list[dict[str, str]]:
         figs.append({"name": name, "png": f"figures/{name}.png", "caption": caption})
 
     with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
-        if summary["experiment"] == "2afc":
-            s = summary["score"]
+        if experiment == "2afc":
+            s = cast(TwoAfcScore, score)
             obs = s["observers"]
             fig = Figure(figsize=(6.4, 0.3 * max(len(obs), 4) + 1.2), layout="constrained")
             ax = fig.subplots()
@@ -297,14 +306,14 @@ def _figures(summary: dict[str, Any], folder: Path) -> list[dict[str, str]]:
                 ax.set_ylim(-0.05, 1.05)
                 save(fig, "images", "Per image: human accuracy against the networks' k (blue trivial, red impossible).")
         else:
-            s = summary["score"]
+            r = cast(RatingsScore, score)
             fig = Figure(figsize=(13, 4), layout="constrained")
             axes = fig.subplots(1, 3)
             colors = {"trivial": "#2b8cbe", "in_between": "#969696", "impossible": "#d7301f"}
             for ax, (q, opts) in zip(axes, RATING_OPTIONS.items()):
                 bottom = np.zeros(len(opts))
                 for d in DIFFICULTIES:
-                    vals = np.array([(s["shares"][q][o] or {}).get(d, 0.0) for o in opts])
+                    vals = np.array([(r["shares"][q][o] or {}).get(d, 0.0) for o in opts])
                     ax.bar(opts, vals, bottom=bottom, color=colors[d], label=d.replace("_", "-"))
                     bottom += vals
                 ax.set_title(RATING_QUESTIONS[q], fontsize=9)
@@ -316,7 +325,7 @@ def _figures(summary: dict[str, Any], folder: Path) -> list[dict[str, str]]:
     return figs
 
 
-def _page(summary: dict[str, Any]) -> str:
+def _page(summary: StudySummary) -> str:
     """The results page from the scored summary (a Jinja template with autoescaping)."""
     from lightning_ddd.report.templates import render
 
@@ -343,7 +352,7 @@ def _pct(v: float | None) -> str:
 
 
 def score_study(results: Sequence[str | os.PathLike], study: str | os.PathLike, out: str | os.PathLike, *,
-                force: bool = False, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+                force: bool = False, n_boot: int = 1000, seed: int = 0) -> StudySummary:
     """Score result files against a study folder; write ``index.html``, ``summary.json`` and figures.
 
     Raises:
@@ -354,7 +363,7 @@ def score_study(results: Sequence[str | os.PathLike], study: str | os.PathLike, 
 
     folder = Path(study)
     try:
-        design = json.loads((folder / "design.json").read_text())
+        design: Design = json.loads((folder / "design.json").read_text())
     except (OSError, ValueError) as err:
         raise ResultsError(f"--study {str(folder)!r} is not a study folder made by `lightning-ddd study make` (its "
                            f"design.json cannot be read: {err}).") from None
@@ -362,11 +371,9 @@ def score_study(results: Sequence[str | os.PathLike], study: str | os.PathLike, 
     check_not_input(out, [folder, *results])
     check_folder_output(out, "study score", force=force)
     observers, notes = load_observers(results, design)
-    if design["experiment"] == "2afc":
-        score = score_2afc(observers, design, n_boot=n_boot, seed=seed)
-    else:
-        score = score_ratings(observers, design)
-    summary: dict[str, Any] = {"study_id": design["study_id"], "experiment": design["experiment"],
+    score: TwoAfcScore | RatingsScore = (score_2afc(observers, design, n_boot=n_boot, seed=seed)
+                                         if design["experiment"] == "2afc" else score_ratings(observers, design))
+    summary: StudySummary = {"study_id": design["study_id"], "experiment": design["experiment"],
                                "results": [str(p) for p in results], "notes": notes, "score": score,
                                "selection": design.get("selection", "extreme"),
                                "stimuli": design.get("stimuli", f"images from {design.get('images')}"),
@@ -381,7 +388,7 @@ def score_study(results: Sequence[str | os.PathLike], study: str | os.PathLike, 
                                 "the networks' 224 x 224 centre crops), so the paper's 81.4 % and 0.587 are not "
                                 "drawn as references.")
     with atomic_folder(out, "study score") as tmp:
-        summary["figures"] = _figures(summary, tmp / "figures")
+        summary["figures"] = _figures(score, design["experiment"], tmp / "figures")
         (tmp / "summary.json").write_text(json.dumps(_clean(summary), indent=1, allow_nan=False))
         (tmp / "index.html").write_text(_page(summary))
     return summary

@@ -17,7 +17,7 @@ def _environment(package: str) -> Any:
                               undefined=jinja2.ChainableUndefined, keep_trailing_newline=True)
 
 
-def render(name: str, context: dict[str, Any], *, filters: dict[str, Callable[..., Any]] | None = None,
+def render(name: str, context: dict[str, object], *, filters: dict[str, Callable[..., Any]] | None = None,
            package: str = "lightning_ddd.report") -> str:
     """Render template ``name`` of ``package``'s ``templates/`` folder with ``context``.
 
