@@ -244,3 +244,19 @@ def test_the_papers_numbers_are_references_only_for_a_study_built_the_papers_way
     assert main(["study", "score", str(tmp / "p1.csv"), "--study", str(study["dir"]), "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["score"]["paper"]["mean_accuracy"] == 0.814 and "the paper: 81.4" in (out / "index.html").read_text()
+
+
+def test_an_observer_who_stopped_after_the_practice_is_scored_as_far_as_answered(study, capsys):
+    """The one-line result of `study score` when no main trial was answered: no accuracy to print, no crash."""
+    tmp = study["tmp"]
+    rows = _results(study, "quitter", lambda t: 0, tmp / "all.json", fmt="json")
+    (tmp / "practice-only.json").write_text(json.dumps([r for r in rows if r["practice"]]))
+    out = tmp / "scored-practice"
+    capsys.readouterr()
+    assert main(["study", "score", str(tmp / "practice-only.json"), "--study", str(study["dir"]), "--out",
+                 str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "1 observers: mean accuracy – (range – to –)" in captured.out
+    assert "answered 2 of 32 trials" in captured.err
+    s = json.loads((out / "summary.json").read_text())["score"]
+    assert s["observers"][0]["trials"] == 0 and s["mean_accuracy"] is None
