@@ -8,6 +8,10 @@
     trial of both observers), timed on a few pairs and extrapolated per null kappa (target >= 1,000x), with
     the p-values of those pairs compared (they must agree within Monte-Carlo error).
 
+(4) the textbook statistics (Fisher's exact test, the exact binomial test, Wilson intervals, the binomial pmf,
+    Benjamini-Hochberg) here against scipy's, on the same inputs in the same process: the ratio of times and the
+    largest difference of the results (issue 22: scipy would replace them only where it is as fast).
+
 Usage: python benchmarks/significance_speed.py [--runs 100] [--samples 50000] [--draws 10000]
 """
 
@@ -16,6 +20,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -95,6 +101,49 @@ def main() -> None:
                      + max(ours * (1 - ours), 1 / a.draws) / a.draws)
         print(f"    pair ({i}, {j}): p = {ours:.4f} here, {r:.4f} trial by trial "
               f"(difference {abs(ours - r) / se:.1f} Monte-Carlo standard errors of the two)")
+
+    against_scipy(n11[iu], na[iu], nb[iu], n[iu], rng)
+
+
+def _timed(f: Callable[[], Any]) -> tuple[float, Any]:
+    t = time.perf_counter()
+    out = f()
+    return time.perf_counter() - t, out
+
+
+def against_scipy(n11: np.ndarray, na: np.ndarray, nb: np.ndarray, n: np.ndarray, rng: np.random.Generator) -> None:
+    """(4): each textbook statistic here and in scipy, timed side by side, and their largest difference."""
+    from scipy import stats
+
+    from lightning_ddd.analysis.difficulty import binomial_reference
+    from lightning_ddd.analysis.significance import adjust_pvalues
+    from lightning_ddd.study.score import binomial_p_value, wilson_interval
+
+    def fisher_scipy() -> np.ndarray:
+        return np.array([stats.fisher_exact([[int(x), int(a - x)], [int(b - x), int(t - a - b + x)]]).pvalue
+                         for x, a, b, t in zip(n11, na, nb, n)])
+
+    ks = [int(k) for k in rng.integers(0, 150, 2000)]  # 2,000 observers of 149 trials
+    p = rng.random(n11.size)
+    cases: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
+        (f"Fisher's exact test, {n11.size} pairs", lambda: exact_independence_test(n11, na, nb, n), fisher_scipy),
+        ("exact binomial test, 2,000 observers", lambda: [binomial_p_value(k, 149) for k in ks],
+         lambda: [stats.binomtest(k, 149).pvalue for k in ks]),
+        ("Wilson interval, 2,000 observers", lambda: [wilson_interval(k, 149) for k in ks],
+         lambda: [tuple(stats.binomtest(k, 149).proportion_ci(method="wilson")) for k in ks]),
+        ("binomial pmf, M = 100, 2,000 times", lambda: [binomial_reference(100, 0.7) for _ in range(2000)],
+         lambda: [stats.binom.pmf(np.arange(101), 100, 0.7) for _ in range(2000)]),
+        (f"Benjamini-Hochberg, {p.size} p-values, 200 times", lambda: [adjust_pvalues(p, "bh") for _ in range(200)],
+         lambda: [stats.false_discovery_control(p, method="bh") for _ in range(200)]),
+    ]
+    print("(4) textbook statistics here against scipy (time here / time in scipy; largest difference):")
+    for name, ours, theirs in cases:
+        t_ours, a = _timed(ours)
+        t_scipy, b = _timed(theirs)
+        diff = float(np.nanmax(np.abs(np.asarray(a, float) - np.asarray(b, float))))
+        print(f"    {name}: {t_ours:.3f} s here, {t_scipy:.3f} s in scipy: {t_ours / t_scipy:.2g}x; "
+              f"largest difference {diff:.1e}")
+
 
 if __name__ == "__main__":
     main()

@@ -12,8 +12,10 @@ from sklearn.metrics import cohen_kappa_score
 from lightning_ddd.analysis.comparison import CompareOptions, compare_runs
 from lightning_ddd.report.build import ReportOptions, build_report
 from lightning_ddd.report.summary import SCHEMA, summarize, to_json
+from lightning_ddd.report.summary_types import Summary
 from lightning_ddd.store import DecisionStore
 from tests.synthetic_stores import write_runs
+from tests.typed_json import check
 
 NAMES = ["base", "init-1", "init-2", "lr-1", "lr-2", "half-a", "half-b"]
 CONDITIONS = {"base": "base", "init-1": "init", "init-2": "init", "lr-1": "lr", "lr-2": "lr", "half-a": "half data",
@@ -54,6 +56,16 @@ def test_the_comparison_equals_independent_code(runs):
     assert dd is not None and dd.runs == ("half-a", "half-b")
     assert dd.kappa["all"] == pytest.approx(cohen_kappa_score(correct["half-a"], correct["half-b"]), abs=1e-12)
     assert c.conditions is not None and c.conditions.labels == tuple(CONDITIONS[n] for n in names)
+    # detailed runs: probabilities and margins are the store's own, for exactly the compared rows
+    for r in c.detailed_runs():
+        store = DecisionStore(runs / f"{r.name}.h5")
+        assert r.detail is not None and r.detail.trajectory.prob is not None
+        rows = len(r.trajectory.epochs)
+        np.testing.assert_allclose(r.detail.trajectory.prob, np.exp(-store.read("val", "loss")[:rows]), rtol=1e-6)
+        np.testing.assert_array_equal(r.detail.trajectory.margin, store.read("val", "margin")[:rows])
+        np.testing.assert_array_equal(r.detail.trajectory.correct, store.read("val", "correct")[:rows])
+        conf = np.exp(-store.read("val", "loss")[1:rows]).mean(axis=0)  # burn-in: the untrained row
+        np.testing.assert_allclose(r.dynamics.confidence, conf, rtol=1e-6)
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.base = "lr-1"  # type: ignore[misc]
 
@@ -83,6 +95,10 @@ def test_summary_json_holds_only_documented_keys(runs, tmp_path):
     for key in ("difficulty", "all_but_one", "consistency", "significance", "conditions", "condition_differences",
                 "to_base", "different_data", "galleries", "explorer", "figures", "samples_table"):
         assert key in on_disk, key
+    # the documented keys are the typed ones, and the written document holds to its types at every depth
+    assert set(SCHEMA) == set(Summary.__annotations__)
+    assert check(on_disk, Summary) == []
+    assert check({**on_disk, "n_runs": "7"}, Summary) and check({"difficulty": {"fractions": []}}, Summary)
 
 
 def test_figures_never_touch_pyplot_or_the_backend(runs, tmp_path):

@@ -11,7 +11,15 @@ import numpy as np
 
 from lightning_ddd.analysis.comparison_parts import RunDetail, RunSummary, TrainingDynamics
 from lightning_ddd.analysis.dynamics import summarize_dynamics
-from lightning_ddd.analysis.loading import RunMatrix, Trajectory, load_trajectory, runs_at_row, training_split, upto_row
+from lightning_ddd.analysis.loading import (
+    RunMatrix,
+    Trajectory,
+    load_trajectory,
+    runs_at_row,
+    training_split,
+    upto_row,
+    with_scores,
+)
 
 KIND_TRAINED = "training run"
 KIND_EVALUATED = "evaluated model"
@@ -80,9 +88,7 @@ def run_summaries(runs: Sequence[Trajectory], m: RunMatrix, kinds: tuple[str, ..
         cut = t if all_rows else upto_row(t, int(p))
         run_detail = None
         if i in detailed:
-            full = load_trajectory(t.path, split)
-            if not all_rows:
-                full = upto_row(full, int(p))
+            full = with_scores(cut, split)  # only probabilities and margins are read again
             d = summarize_dynamics(full.correct, full.evaluated, pred=full.pred, prob=full.prob, margin=full.margin,
                                    burn_in=full.burn_in)
             training = None if models_only else training_dynamics(t, None if all_rows else float(full.epochs[-1]))

@@ -136,6 +136,18 @@ def load_trajectory(path: str | os.PathLike, split: str = "val", *, fields: Sequ
     )
 
 
+def with_scores(t: Trajectory, split: str, store: DecisionStore | None = None) -> Trajectory:
+    """``t`` (split ``split``) with its probabilities and margins when recorded, read for exactly its rows: what
+    was loaded with ``fields=()`` is not read again, and rows appended since (a run still recording) stay out.
+    """
+    s = store or open_store(t.path)
+    info = s.info(split)
+    rows = slice(0, len(t.epochs))
+    prob = s.read(split, "prob", rows=rows) if t.prob is None and "loss" in info.fields else t.prob
+    margin = s.read(split, "margin", rows=rows) if t.margin is None and "margin" in info.fields else t.margin
+    return dataclasses.replace(t, prob=prob, margin=margin)
+
+
 def _fingerprint(t: Trajectory) -> str:
     h = hashlib.sha1()
     for a in (t.correct, t.evaluated, t.pred):
