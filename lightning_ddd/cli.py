@@ -353,8 +353,9 @@ def cmd_study_score(a: argparse.Namespace) -> int:
     if summary["experiment"] == "2afc":
         s = cast("TwoAfcScore", summary["score"])
         ec = s["error_consistency"]["mean_kappa"] if "error_consistency" in s else None
-        print(f"{s['n_observers']} observers: mean accuracy {_percent(s.get('mean_accuracy'))} (range "
-              f"{_percent(s.get('min_accuracy'))} to {_percent(s.get('max_accuracy'))})"
+        lo, hi = s.get("min_accuracy"), s.get("max_accuracy")
+        span = f"{100 * lo:.1f} to {100 * hi:.1f} %" if lo is not None and hi is not None else "–"
+        print(f"{s['n_observers']} observers: mean accuracy {_percent(s.get('mean_accuracy'))} (range {span})"
               + (f"; mean error consistency {ec:.3f}" if ec is not None else ""))
     else:
         r = cast("RatingsScore", summary["score"])

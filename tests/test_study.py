@@ -256,7 +256,7 @@ def test_an_observer_who_stopped_after_the_practice_is_scored_as_far_as_answered
     assert main(["study", "score", str(tmp / "practice-only.json"), "--study", str(study["dir"]), "--out",
                  str(out)]) == 0
     captured = capsys.readouterr()
-    assert "1 observers: mean accuracy – (range – to –)" in captured.out
+    assert "1 observers: mean accuracy – (range –)" in captured.out
     assert "answered 2 of 32 trials" in captured.err
     s = json.loads((out / "summary.json").read_text())["score"]
     assert s["observers"][0]["trials"] == 0 and s["mean_accuracy"] is None

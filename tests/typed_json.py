@@ -5,7 +5,7 @@ from __future__ import annotations
 import types
 import typing
 
-from typing_extensions import is_typeddict
+from typing_extensions import get_type_hints, is_typeddict  # NotRequired stripped on Python 3.10 too
 
 
 def check(value: object, hint: object, where: str = "$") -> list[str]:
@@ -22,7 +22,7 @@ def check(value: object, hint: object, where: str = "$") -> list[str]:
     if is_typeddict(hint):
         if not isinstance(value, dict):
             return [f"{where}: {type(value).__name__}, not an object"]
-        hints = typing.get_type_hints(hint)
+        hints = get_type_hints(hint)
         out = [f"{where}.{k}: undeclared key" for k in value if k not in hints]
         out += [f"{where}.{k}: missing" for k in hint.__required_keys__ if k not in value]
         for k, v in value.items():

@@ -6,11 +6,9 @@ like ``runs`` (run ``i`` against run ``j``); its diagonal and undefined entries 
 each top-level key is in :data:`lightning_ddd.report.summary.SCHEMA`, which the tests hold to these types.
 """
 
-from __future__ import annotations
-
-from typing import TypedDict
-
-from typing_extensions import NotRequired
+# No ``from __future__ import annotations``: the annotations are evaluated here, so that ``NotRequired`` is seen at
+# class creation on Python 3.10 too (typing_extensions' TypedDict) and the types can be checked at run time.
+from typing_extensions import NotRequired, TypedDict
 
 Matrix = list[list[float | None]]
 """A (runs x runs) matrix of numbers, ``None`` where undefined."""
