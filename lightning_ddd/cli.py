@@ -337,13 +337,9 @@ def cmd_study_make(a: argparse.Namespace) -> int:
     return 0
 
 
-def _percent(v: float | None) -> str:
-    return "–" if v is None or not math.isfinite(v) else f"{100 * v:.1f} %"
-
-
 def cmd_study_score(a: argparse.Namespace) -> int:
     """``lightning-ddd study score``: score a study's result files."""
-    from lightning_ddd.study.score import score_study
+    from lightning_ddd.study.score import percent, score_study
 
     _check_ranges(a)
     summary = score_study(a.results, a.study, a.out, force=a.force, n_boot=a.bootstrap)
@@ -355,7 +351,7 @@ def cmd_study_score(a: argparse.Namespace) -> int:
         ec = s["error_consistency"]["mean_kappa"] if "error_consistency" in s else None
         lo, hi = s.get("min_accuracy"), s.get("max_accuracy")
         span = f"{100 * lo:.1f} to {100 * hi:.1f} %" if lo is not None and hi is not None else "–"
-        print(f"{s['n_observers']} observers: mean accuracy {_percent(s.get('mean_accuracy'))} (range {span})"
+        print(f"{s['n_observers']} observers: mean accuracy {percent(s.get('mean_accuracy'))} (range {span})"
               + (f"; mean error consistency {ec:.3f}" if ec is not None else ""))
     else:
         r = cast("RatingsScore", summary["score"])

@@ -117,3 +117,35 @@ def test_figures_never_touch_pyplot_or_the_backend(runs, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
     assert (tmp_path / "rep" / "figures" / "k_histogram.png").stat().st_size > 1000
+
+
+def test_scores_are_read_for_exactly_the_loaded_rows_of_a_store_still_recording(tmp_path):
+    """Issue 22.1: a detailed run's probabilities and margins are read once more, for the rows already loaded;
+    a row appended meanwhile (a run still recording) stays out, and a store without margins has none."""
+    from lightning_ddd.analysis.loading import load_trajectory, with_scores
+    from lightning_ddd.store import RowFlag, StoreWriter
+    from lightning_ddd.store.row import Row
+    from tests.synthetic_stores import write_store
+
+    path = write_store(tmp_path / "live.h5", "live", 0, n=50, epochs=2)
+    t = load_trajectory(path, fields=())
+    assert t.prob is None and t.margin is None and len(t.epochs) == 3
+    w = StoreWriter(path, run_name="live", run_id="id-live-0")
+    w.open()
+    n = 50
+    targets = DecisionStore(path).targets("val")
+    w.append(Row("val", 30, 3.0, RowFlag.NONE, 5, np.ones(n, bool), np.ones(n, bool), targets, targets,
+                 loss=np.full(n, 0.01, np.float32), margin=np.full(n, 5.0, np.float32)))
+    scored = with_scores(t, "val")
+    store = DecisionStore(path)
+    assert store.info("val").num_rows == 4 and scored.prob.shape == (3, n)
+    np.testing.assert_allclose(scored.prob, np.exp(-store.read("val", "loss")[:3]), rtol=1e-6)
+    np.testing.assert_array_equal(scored.margin, store.read("val", "margin")[:3])
+    assert scored.correct is t.correct  # nothing loaded before is read again
+    plain = StoreWriter(tmp_path / "plain.h5", run_name="plain", run_id="id-plain")  # record_margin=False
+    plain.open()
+    for step in (0, 10):
+        plain.append(Row("val", step, step / 10, RowFlag.NONE, 5, np.ones(n, bool), np.ones(n, bool), targets,
+                         targets, loss=np.full(n, 0.5, np.float32)))
+    no_margin = with_scores(load_trajectory(tmp_path / "plain.h5", fields=()), "val")
+    assert no_margin.margin is None and no_margin.prob is not None and no_margin.prob.shape == (2, n)

@@ -260,3 +260,5 @@ def test_an_observer_who_stopped_after_the_practice_is_scored_as_far_as_answered
     assert "answered 2 of 32 trials" in captured.err
     s = json.loads((out / "summary.json").read_text())["score"]
     assert s["observers"][0]["trials"] == 0 and s["mean_accuracy"] is None
+    page = (out / "index.html").read_text()
+    assert "Mean accuracy <b>–</b>" in page and "<td>– – –</td>" in page and "nan" not in page.lower()

@@ -159,7 +159,8 @@ def test_scripted_observers_score_as_they_answer(study):
         w.page.goto((out / "index.html").as_uri())
         assert w.errors == [] and w.network() == []
         assert w.page.eval_on_selector_all("img", "els => els.filter(e => !e.naturalWidth).length") == 0
-        assert "oracle" in w.page.inner_text("body")
+        body = w.page.inner_text("body")
+        assert "oracle" in body and "100.0 %" in body  # the oracle's accuracy, as the page formats shares
     a, b = _correct(rows[1]), _correct(rows[2])
     pairs = sorted(a)
     ref = cohen_kappa_score([a[p] for p in pairs], [b[p] for p in pairs])

@@ -204,14 +204,14 @@ def run_demo(out: str | Path = "ddd-demo", *, epochs: int | None = None, quick: 
     plus = max(s.extra_epochs for s in grid)
     from lightning_ddd.analysis.comparison import compare_runs
     from lightning_ddd.report.build import ReportOptions, build_report
-    from lightning_ddd.report.summary import summarize, to_json
+    from lightning_ddd.report.summary import summarize
 
     opts = ReportOptions(epoch=base["epochs"], tolerance=0, base="base", conditions=conditions_of(grid),
                          progress=progress)
     if report:
         summary = build_report([str(stores)], out / "report", opts)
     else:
-        summary = to_json(summarize(compare_runs([str(stores)], opts.comparison())))
+        summary = summarize(compare_runs([str(stores)], opts.comparison()))  # already plain JSON
     result = summarize_demo(summary, base["epochs"], plus)
     result["stores"] = str(stores)
     if report:

@@ -24,9 +24,7 @@ from typing_extensions import override
 
 from lightning_ddd import lightning_compat as compat
 from lightning_ddd.capture.classifier import ClassifierCapture
-from lightning_ddd.capture.extract import (
-    BatchRecord,
-)
+from lightning_ddd.capture.extract import BatchRecord
 from lightning_ddd.capture.sampler_ids import record_sampler_ids
 from lightning_ddd.capture.thumbnails import ThumbnailOptions
 from lightning_ddd.environment import check_torch_numpy
@@ -179,9 +177,9 @@ class DecisionRecorderCore(_Callback):
             "thumbnail_unnormalize": thumbnail_unnormalize, "thumbnail_size": thumbnail_size,
             "thumbnails_max_mb": thumbnails_max_mb})
         check_configuration(precision=precision, outputs=outputs, locking=locking, splits=splits,
-                             train_split=train_split, burn_in=burn_in, flip_threshold=flip_threshold,
-                             wandb=self.wandb, class_names=class_names, pending_timeout=pending_timeout,
-                             evaluation=evaluation)
+                            train_split=train_split, burn_in=burn_in, flip_threshold=flip_threshold,
+                            wandb=self.wandb, class_names=class_names, pending_timeout=pending_timeout,
+                            evaluation=evaluation)
         self.dirpath = Path(dirpath)
         self.run_name = run_name
         self.splits = list(splits) if splits is not None else None
@@ -346,8 +344,7 @@ class DecisionRecorderCore(_Callback):
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Finish queued writes; W&B's last tables and the store artifact (rank 0)."""
         self._session.flush()
-        self._live.finish_fit(trainer, self._session.path, self._session.resolved_name or "run",
-                              self._warn)
+        self._live.finish_fit(trainer, self._session.path, self._session.resolved_name or "run", self._warn)
 
     @override
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -42,15 +42,14 @@ def json_safe(value: Any) -> Any:
 
 def create(path: Path, attrs: dict[str, object], locking: bool | str) -> None:
     """Create an empty store atomically: written and fsynced under a temporary name, then renamed, so a kill
-    during creation leaves either no store or a complete one.
+    during creation leaves either no store or a complete one (the writer removes the temporary files a killed
+    creation or change left, before it calls this).
 
     Args:
         path: the store to create.
         attrs: ``run_name``, ``run_id`` and ``metadata`` (a JSON-able dict) of the store.
         locking: HDF5 file locking.
     """
-    for stale in path.parent.glob(f".{path.name}.tmp-*"):
-        stale.unlink(missing_ok=True)  # left by a creation that was killed
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with h5py.File(tmp, "w", locking=locking) as f:
         f.attrs["format"] = fmt.FORMAT_NAME

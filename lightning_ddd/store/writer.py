@@ -28,10 +28,7 @@ import numpy as np
 from lightning_ddd.store import format as fmt
 from lightning_ddd.store.copy_on_write import create, rewrite
 from lightning_ddd.store.errors import StoreFormatError, StoreMismatchError, permission_denied
-from lightning_ddd.store.pending import (
-    pending_dir,
-    save_side_file,
-)
+from lightning_ddd.store.pending import pending_dir, save_side_file
 from lightning_ddd.store.replay import SideFileReplay
 from lightning_ddd.store.row import Row
 from lightning_ddd.store.row_io import (
@@ -285,11 +282,7 @@ class StoreWriter:
         """
         raw = sum(np.asarray(v).nbytes for v in (*row.sample_fields().values(), *row.extra_arrays().values()))
         raw += np.asarray(row.targets).nbytes
-        try:
-            copy = self.path.stat().st_size  # every write goes to a copy of the store first
-        except OSError:
-            copy = 0
-        return copy + 2 * raw + (4 << 20)
+        return self._store_bytes() + 2 * raw + (4 << 20)  # every write goes to a copy of the store first
 
     def _free_bytes(self) -> int:
         try:

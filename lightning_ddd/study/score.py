@@ -329,7 +329,8 @@ def _page(summary: StudySummary) -> str:
     """The results page from the scored summary (a Jinja template with autoescaping)."""
     from lightning_ddd.report.templates import render
 
-    return render("score.html.j2", {"summary": summary}, package="lightning_ddd.study")
+    return render("score.html.j2", {"summary": summary}, filters={"pct": percent, "p": _p_text},
+                  package="lightning_ddd.study")
 
 
 def _clean(x: Any) -> Any:
@@ -347,8 +348,13 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def _pct(v: float | None) -> str:
+def percent(v: float | None) -> str:
+    """A share as ``"81.4 %"``; ``"–"`` when there is none (no trial answered)."""
     return "–" if v is None or not math.isfinite(v) else f"{100 * v:.1f} %"
+
+
+def _p_text(v: float | None) -> str:
+    return "–" if v is None or not math.isfinite(v) else f"{v:.2g}"
 
 
 def score_study(results: Sequence[str | os.PathLike], study: str | os.PathLike, out: str | os.PathLike, *,
