@@ -38,8 +38,8 @@ class RunDynamics(TypedDict):
     accuracy: list[float]
     category_fractions: dict[str, float]
     mean_forgetting_events: float
-    learned: list[int | None]
-    forgotten: list[int | None]
+    learned: list[int]
+    forgotten: list[int]
     kappa_prev: list[float | None]
     pred_changes: list[float | None]  # None for the first row
 
